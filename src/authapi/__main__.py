@@ -1,0 +1,5 @@
+import sys
+
+from authapi.cli import main
+
+sys.exit(main())

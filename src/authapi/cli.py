@@ -1,0 +1,189 @@
+"""The `authapi` command: migrate, serve, create-user, prune."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from datetime import timedelta
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from authapi import migrate
+from authapi.clock import Clock
+from authapi.config import Settings
+from authapi.db import create_engine, create_sessionmaker, transaction
+from authapi.errors import EmailTaken
+from authapi.sessions import service as sessions
+from authapi.sessions.refresh_tokens import load_refresh_token_key
+from authapi.tokens.keys import KeyConfigError, load_keys
+from authapi.users import service as users
+from authapi.users.models import ROLES
+from authapi.users.passwords import PasswordHasher
+from authapi.users.schemas import UserCreate
+
+logger = logging.getLogger("authapi")
+
+
+class CommandError(Exception):
+    """Ends the command with this message and exit status 1."""
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise CommandError(f"invalid settings:\n{exc}") from None
+
+
+def cmd_migrate(_args: argparse.Namespace) -> None:
+    settings = _settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    migrate.upgrade(settings.resolved_database_url)
+    print("database is at the latest schema")  # noqa: T201
+
+
+async def _schema_is_current(settings: Settings) -> bool:
+    engine = create_async_engine(settings.resolved_database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(migrate.current_revision)
+    finally:
+        await engine.dispose()
+    return current == migrate.head_revision()
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Once, before the workers start: they must all find the same generated keys.
+    try:
+        load_keys(settings)
+    except KeyConfigError as exc:
+        raise CommandError(str(exc)) from None
+    load_refresh_token_key(settings)
+    if settings.is_sqlite:
+        migrate.upgrade(settings.resolved_database_url)  # the embedded default just works
+    elif not asyncio.run(_schema_is_current(settings)):
+        raise CommandError("the database schema is not current: run `authapi migrate` first")
+    uvicorn.run(
+        "authapi.app:create_app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _read_password(email: str) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"Password for {email}: ")
+    if getpass.getpass("Repeat it: ") != first:
+        raise CommandError("the passwords differ")
+    return first
+
+
+async def _create_user(settings: Settings, body: UserCreate, role: str) -> str:
+    engine = create_engine(settings)
+    hasher = PasswordHasher(settings)
+    try:
+        async with transaction(create_sessionmaker(engine)) as db:
+            user = await users.create_user(
+                db,
+                hasher,
+                email=body.email,
+                password=body.password,
+                now=Clock().now(),
+                role=role,
+            )
+        return str(user.id)
+    finally:
+        hasher.close()
+        await engine.dispose()
+
+
+def cmd_create_user(args: argparse.Namespace) -> None:
+    settings = _settings()
+    password = _read_password(args.email)
+    try:
+        body = UserCreate(email=args.email, password=password)
+    except ValidationError as exc:
+        problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in exc.errors())
+        raise CommandError(problems) from None
+    try:
+        user_id = asyncio.run(_create_user(settings, body, args.role))
+    except EmailTaken:
+        raise CommandError(f"a user with email {body.email} already exists") from None
+    print(f"created {args.role} {body.email} ({user_id})")  # noqa: T201
+
+
+async def _prune(settings: Settings, batch_size: int) -> int:
+    engine = create_engine(settings)
+    maker = create_sessionmaker(engine)
+    # Keep what ended within the last access-token lifetime: its access tokens may
+    # still be in use, and the revocation record is what refuses them.
+    cutoff = Clock().now() - timedelta(seconds=settings.access_token_ttl)
+    total = 0
+    try:
+        while True:
+            async with transaction(maker) as db:  # one short transaction per batch
+                deleted = await sessions.prune_batch(db, cutoff, batch_size)
+            total += deleted
+            if deleted < batch_size:
+                return total
+    finally:
+        await engine.dispose()
+
+
+def cmd_prune(args: argparse.Namespace) -> None:
+    deleted = asyncio.run(_prune(_settings(), args.batch_size))
+    print(f"deleted {deleted} ended sessions")  # noqa: T201
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="authapi", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("migrate", help="bring the database to the latest schema").set_defaults(
+        func=cmd_migrate
+    )
+
+    serve = commands.add_parser("serve", help="run the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    create_user = commands.add_parser(
+        "create-user", help="create a user; the password is read from a prompt or stdin"
+    )
+    create_user.add_argument("email")
+    create_user.add_argument("--role", choices=ROLES, default="user")
+    create_user.set_defaults(func=cmd_create_user)
+
+    prune = commands.add_parser("prune", help="delete expired and revoked sessions")
+    prune.add_argument("--batch-size", type=int, default=1000)
+    prune.set_defaults(func=cmd_prune)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except CommandError as exc:
+        print(f"authapi: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    return 0

@@ -1,0 +1,104 @@
+"""Settings: one class, read from `AUTHAPI_*` environment variables and `.env`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SigningAlgorithm = Literal["EdDSA", "ES256", "RS256"]
+
+DAY = 24 * 60 * 60
+# Values that must never reach production: the examples in the README and .env files.
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "placeholder"})
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "authapi"
+
+
+def _split_list(value: object) -> object:
+    """Accept `a b`, `a,b` or a list, so lists are easy to write in the environment."""
+    if isinstance(value, str):
+        return [item for item in value.replace(",", " ").split() if item]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AUTHAPI_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # None means the embedded SQLite file `<data_dir>/authapi.db`.
+    database_url: str | None = None
+
+    issuer: str = "http://localhost:8000"
+    audience: str = "authapi"
+    client_id: str = "authapi"
+    scopes: Annotated[list[str], NoDecode] = ["profile", "email"]
+
+    access_token_ttl: int = Field(default=300, ge=30, le=3600)
+    refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
+    session_idle_timeout: int = Field(default=14 * DAY, ge=60)
+    session_max_lifetime: int = Field(default=30 * DAY, ge=60)
+
+    # PEM or JWK files; the first one signs, the others are published for verification.
+    signing_key_files: Annotated[list[Path], NoDecode] = []
+    # Algorithm of the key generated in the data directory when no files are configured.
+    signing_algorithm: SigningAlgorithm = "EdDSA"
+    jwks_max_age: int = Field(default=300, ge=0)
+    # HMAC key that refresh tokens are derived from (see sessions/refresh_tokens.py).
+    refresh_token_secret: SecretStr | None = None
+
+    # argon2id cost, OWASP password storage cheat sheet: m=19 MiB, t=2, p=1.
+    argon2_memory_cost: int = Field(default=19456, ge=1024)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_timeout: float = Field(default=5.0, gt=0)
+
+    @field_validator("scopes", "signing_key_files", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.session_max_lifetime < self.session_idle_timeout:
+            raise ValueError("session_max_lifetime must not be shorter than session_idle_timeout")
+        if self.environment != "production":
+            return self
+        problems = []
+        if not self.signing_key_files:
+            problems.append("AUTHAPI_SIGNING_KEY_FILES is required")
+        secret = self.refresh_token_secret
+        if secret is None or secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            problems.append("AUTHAPI_REFRESH_TOKEN_SECRET must be set to a real secret")
+        elif len(secret.get_secret_value()) < 32:
+            problems.append("AUTHAPI_REFRESH_TOKEN_SECRET must be at least 32 characters")
+        if problems:
+            raise ValueError("production mode: " + "; ".join(problems))
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'authapi.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,187 @@
+"""Domain errors and the one place that turns any error into the contract's JSON body.
+
+Every error body has the RFC 6749 §5.2 shape, `{"error": CODE, "error_description": ...}`,
+on every surface, so clients parse one thing. Nothing the client sent is echoed back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from authapi.db import KeepsChanges
+
+logger = logging.getLogger(__name__)
+
+# RFC 6749 endpoints: their malformed input is `invalid_request` with status 400.
+TOKEN_ENDPOINTS = frozenset({"/token", "/refresh", "/revoke"})
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class ErrorBody(BaseModel):
+    error: str
+    error_description: str
+
+
+class DomainError(Exception):
+    status_code = 400
+    error = "invalid_request"
+    description = "The request is invalid."
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or self.description)
+        self.error_description = description or self.description
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidRequest(DomainError):
+    pass
+
+
+class InvalidGrant(DomainError):
+    error = "invalid_grant"
+    description = "The credentials or the refresh token are invalid, expired or revoked."
+
+
+class RefreshTokenReused(InvalidGrant, KeepsChanges):
+    """A rotated refresh token came back after the grace window: its session is revoked."""
+
+
+class UnsupportedGrantType(DomainError):
+    error = "unsupported_grant_type"
+    description = "grant_type must be 'password' or 'refresh_token'."
+
+
+class InvalidScope(DomainError):
+    error = "invalid_scope"
+    description = "The requested scope is unknown or exceeds the granted scope."
+
+
+class AuthenticationRequired(DomainError):
+    """No access token was sent (RFC 6750 §3.1: no error code in the challenge)."""
+
+    status_code = 401
+    error = "invalid_token"
+    description = "An access token is required."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidToken(AuthenticationRequired):
+    description = "The access token is invalid or expired."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    error = "insufficient_role"
+    description = "Your role does not allow this."
+
+
+class NotFound(DomainError):
+    status_code = 404
+    error = "not_found"
+    description = "No such resource."
+
+
+class EmailTaken(DomainError):
+    status_code = 409
+    error = "email_taken"
+    description = "An account with this email address already exists."
+
+
+class WrongPassword(DomainError):
+    status_code = 400
+    error = "invalid_password"
+    description = "The current password is wrong."
+
+
+def error_response(
+    status_code: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status_code,
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route, so /docs shows each error it can answer."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        entry = documented.setdefault(error.status_code, {"model": ErrorBody, "description": ""})
+        codes = entry["description"].split(", ") if entry["description"] else []
+        if error.error not in codes:
+            entry["description"] = ", ".join([*codes, error.error])
+    return documented
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)  # noqa: S101 - registered for DomainError only
+    return error_response(exc.status_code, exc.error, exc.error_description, exc.headers())
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    problems = [
+        f"{'.'.join(str(part) for part in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
+        for err in exc.errors()
+    ]
+    status = 400 if request.url.path in TOKEN_ENDPOINTS else 422
+    return error_response(status, "invalid_request", "; ".join(problems) or "invalid input")
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+        exc.status_code, "invalid_request"
+    )
+    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return error_response(
+        503,
+        "temporarily_unavailable",
+        "The database is unavailable; try again shortly.",
+        {"Retry-After": "1"},
+    )
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error", exc_info=exc)
+    return error_response(500, "server_error", "Internal error.")
+
+
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for exc_type in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(exc_type, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)

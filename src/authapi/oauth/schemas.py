@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Far above the 79 characters of a refresh token, far below anything costly.
+TokenString = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class TokenResponse(BaseModel):
+    """RFC 6749 §5.1."""
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - RFC 6750 token type
+    expires_in: int
+    refresh_token: str
+    scope: str
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: TokenString
+
+
+class LogoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: TokenString | None = None
+
+
+class ServerMetadata(BaseModel):
+    """RFC 8414 authorization server metadata."""
+
+    issuer: str
+    token_endpoint: str
+    jwks_uri: str
+    revocation_endpoint: str
+    grant_types_supported: list[str]
+    response_types_supported: list[str]
+    scopes_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    revocation_endpoint_auth_methods_supported: list[str]
+    service_documentation: str
+
+
+class TokenForm(BaseModel):
+    """The RFC 6749 token request; unrecognised parameters are ignored (§3.2)."""
+
+    grant_type: Annotated[str | None, Field(max_length=64)] = None
+    username: Annotated[str | None, Field(max_length=320)] = None
+    password: Annotated[str | None, Field(max_length=1024)] = None
+    scope: Annotated[str | None, Field(max_length=1024)] = None
+    refresh_token: TokenString | None = None
+
+
+class RevokeForm(BaseModel):
+    """RFC 7009 §2.1."""
+
+    token: TokenString | None = None
+    token_type_hint: Annotated[str | None, Field(max_length=64)] = None

@@ -1,0 +1,189 @@
+"""Sessions: creation, refresh-token rotation (with the grace window and reuse
+detection of the contract), revocation, listing and pruning."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, CursorResult, Update, case, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authapi.errors import InvalidGrant, RefreshTokenReused
+from authapi.sessions.models import LoginSession
+from authapi.sessions.refresh_tokens import RefreshTokenClaims
+
+logger = logging.getLogger(__name__)
+
+
+class RevokeReason:
+    LOGOUT = "logout"
+    REVOKED = "revoked"  # RFC 7009 /revoke
+    SESSION_DELETED = "session_deleted"
+    LOGOUT_EVERYWHERE = "logout_everywhere"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a password
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle_timeout: timedelta
+    max_lifetime: timedelta
+    reuse_grace: timedelta
+
+    def idle_deadline(self, now: datetime, absolute: datetime) -> datetime:
+        return min(now + self.idle_timeout, absolute)
+
+
+async def create_session(
+    db: AsyncSession,
+    policy: SessionPolicy,
+    *,
+    user_id: uuid.UUID,
+    scope: str,
+    now: datetime,
+    user_agent: str | None,
+    ip: str | None,
+) -> LoginSession:
+    absolute = now + policy.max_lifetime
+    session = LoginSession(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        generation=0,
+        scope=scope,
+        created_at=now,
+        last_used_at=now,
+        rotated_at=None,
+        expires_at=policy.idle_deadline(now, absolute),
+        absolute_expires_at=absolute,
+        user_agent=user_agent[:512] if user_agent else None,
+        ip=ip,
+    )
+    db.add(session)
+    await db.flush()
+    return session
+
+
+async def rotate(
+    db: AsyncSession, policy: SessionPolicy, presented: RefreshTokenClaims, now: datetime
+) -> LoginSession:
+    """Advance the session of a presented refresh token; its new generation names the
+    refresh token to hand out.
+
+    One conditional UPDATE does the rotation, so of any number of concurrent requests
+    with the same token exactly one advances the session; PostgreSQL makes the others
+    wait for the row and re-check the condition, SQLite runs them one after another.
+    The others then find the token one generation behind: within the grace window they
+    are answered with the session's newest token; later, it is a replay and ends the
+    session.
+    """
+    idle_deadline = now + policy.idle_timeout
+    advanced = await db.scalar(
+        update(LoginSession)
+        .where(
+            LoginSession.id == presented.session_id,
+            LoginSession.generation == presented.generation,
+            LoginSession.revoked_at.is_(None),
+            LoginSession.expires_at > now,
+        )
+        .values(
+            generation=LoginSession.generation + 1,
+            rotated_at=now,
+            last_used_at=now,
+            expires_at=case(
+                (
+                    LoginSession.absolute_expires_at < idle_deadline,
+                    LoginSession.absolute_expires_at,
+                ),
+                else_=idle_deadline,
+            ),
+        )
+        .returning(LoginSession)
+        .execution_options(populate_existing=True)
+    )
+    if advanced is not None:
+        return advanced
+
+    session = await db.get(LoginSession, presented.session_id, populate_existing=True)
+    if session is None or not session.is_active(now):
+        raise InvalidGrant()
+    behind = session.generation - presented.generation
+    rotated_at = session.rotated_at
+    if behind == 1 and rotated_at is not None and now <= rotated_at + policy.reuse_grace:
+        return session
+    if behind >= 1:
+        await revoke(db, session.id, RevokeReason.REFRESH_TOKEN_REUSED, now)
+        logger.warning(
+            "refresh token reuse: session %s of user %s revoked (token %d generations old)",
+            session.id,
+            session.user_id,
+            behind,
+        )
+        raise RefreshTokenReused()
+    raise InvalidGrant()  # a generation from the future: only a leaked key makes one
+
+
+def _revoke_where(now: datetime, reason: str, *conditions: ColumnElement[bool]) -> Update:
+    return (
+        update(LoginSession)
+        .where(LoginSession.revoked_at.is_(None), *conditions)
+        .values(revoked_at=now, revoked_reason=reason, expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def revoke(db: AsyncSession, session_id: uuid.UUID, reason: str, now: datetime) -> bool:
+    result: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
+        _revoke_where(now, reason, LoginSession.id == session_id)
+    )
+    return bool(result.rowcount)
+
+
+async def revoke_all(
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    reason: str,
+    now: datetime,
+    *,
+    keep: uuid.UUID | None = None,
+) -> int:
+    conditions = [LoginSession.user_id == user_id]
+    if keep is not None:
+        conditions.append(LoginSession.id != keep)
+    result: CursorResult[Any] = await db.execute(_revoke_where(now, reason, *conditions))  # type: ignore[assignment]
+    return result.rowcount
+
+
+async def get_own(
+    db: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
+) -> LoginSession | None:
+    return await db.scalar(
+        select(LoginSession).where(LoginSession.id == session_id, LoginSession.user_id == user_id)
+    )
+
+
+async def list_active(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> list[LoginSession]:
+    rows = await db.scalars(
+        select(LoginSession)
+        .where(
+            LoginSession.user_id == user_id,
+            LoginSession.revoked_at.is_(None),
+            LoginSession.expires_at > now,
+        )
+        .order_by(LoginSession.last_used_at.desc())
+    )
+    return list(rows)
+
+
+async def prune_batch(db: AsyncSession, ended_before: datetime, limit: int) -> int:
+    """Delete up to `limit` sessions that ended (expired or revoked) before the cutoff."""
+    batch = select(LoginSession.id).where(LoginSession.expires_at < ended_before).limit(limit)
+    result: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
+        delete(LoginSession)
+        .where(LoginSession.id.in_(batch.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

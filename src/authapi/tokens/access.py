@@ -1,0 +1,111 @@
+"""Access tokens: RFC 9068 JWTs, issued here and verified with the key set alone.
+
+Verification never reads the database. It refuses anything that is not exactly what
+we issue: `typ` must be `at+jwt`, the `kid` must be one of ours, and the algorithm is
+the one pinned to that key, never the one the header asks for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jwt
+
+from authapi.errors import InvalidToken
+from authapi.tokens.keys import KeySet
+
+TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
+# Far above any token we issue; bigger input is refused before any parsing.
+MAX_TOKEN_LENGTH = 4096
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "sid", "client_id", "scope", "role"]
+
+
+@dataclass(frozen=True)
+class AccessTokenSubject:
+    """What an access token is issued for."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    role: str
+    scope: str
+
+
+class AccessTokens:
+    def __init__(
+        self, keys: KeySet, *, issuer: str, audience: str, client_id: str, ttl: int
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.client_id = client_id
+        self.ttl = ttl
+
+    def issue(self, subject: AccessTokenSubject, now: datetime) -> str:
+        issued_at = int(now.timestamp())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(subject.user_id),
+            "exp": issued_at + self.ttl,
+            "iat": issued_at,
+            "jti": uuid.uuid4().hex,
+            "sid": str(subject.session_id),
+            "client_id": self.client_id,
+            "scope": subject.scope,
+            "role": subject.role,
+        }
+        key = self.keys.signing
+        if key.private_key is None:  # load_keys refuses such a key set
+            raise ValueError("the signing key has no private part")
+        return jwt.encode(
+            claims,
+            key.private_key,
+            algorithm=key.algorithm,
+            headers={"typ": TOKEN_TYPE, "kid": key.kid},
+        )
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Return the claims of a valid token, else raise InvalidToken."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken()
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise InvalidToken() from None
+        kid = header.get("kid")
+        typ = header.get("typ")
+        if not isinstance(kid, str) or not isinstance(typ, str):
+            raise InvalidToken()
+        # RFC 9068 §4: "at+jwt", also written with the "application/" media-type prefix.
+        if typ.lower().removeprefix("application/") != TOKEN_TYPE:
+            raise InvalidToken()
+        key = self.keys.by_kid.get(kid)
+        if key is None:
+            raise InvalidToken()
+        try:
+            claims = jwt.decode(
+                token,
+                key.public_key,
+                algorithms=[key.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS, "strict_aud": True},
+            )
+        except jwt.InvalidTokenError:
+            raise InvalidToken() from None
+        if not _is_uuid(claims["sub"]) or not _is_uuid(claims["sid"]):
+            raise InvalidToken()
+        return claims
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends
+
+from authapi.dependencies import DbSession
+from authapi.errors import InvalidToken
+from authapi.tokens.dependencies import CurrentClaims
+from authapi.users import service
+from authapi.users.models import User
+
+
+async def current_user(db: DbSession, claims: CurrentClaims) -> User:
+    """The caller, from the database: for endpoints that need more than the token says."""
+    user = await service.get_user(db, uuid.UUID(claims["sub"]))
+    if user is None or not user.is_active:
+        raise InvalidToken()
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
