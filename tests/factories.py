@@ -1,0 +1,52 @@
+"""Small async helpers that drive the API the way a client does."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import httpx
+
+PASSWORD = "correct horse battery"
+_counter = itertools.count()
+
+
+def new_email() -> str:
+    return f"user{next(_counter)}@example.com"
+
+
+async def register(
+    client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
+) -> dict[str, Any]:
+    response = await client.post(
+        "/users", json={"email": email or new_email(), "password": password}
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def login(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **extra: str
+) -> dict[str, Any]:
+    response = await client.post(
+        "/token", data={"grant_type": "password", "username": email, "password": password, **extra}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def registered_login(client: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new user and a fresh session of theirs: (user, token response)."""
+    user = await register(client)
+    return user, await login(client, user["email"])
+
+
+async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
+    return await client.post("/refresh", json={"refresh_token": refresh_token})
+
+
+def bearer(tokens: dict[str, Any] | str) -> dict[str, str]:
+    token = tokens if isinstance(tokens, str) else tokens["access_token"]
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,137 @@
+"""Malformed and hostile input: always a 4xx JSON body, never a 5xx, nothing changed."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from authapi.context import AppContext
+from authapi.sessions.models import LoginSession
+from authapi.users.models import User
+from tests.factories import bearer, registered_login
+
+HOSTILE_STRINGS = [
+    "' OR '1'='1",
+    "'; DROP TABLE users; --",
+    "\x00",
+    "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+    "%00%ff",
+    "../../etc/passwd",
+    "<script>alert(1)</script>",
+    "a" * 10_000,
+]
+
+ENDPOINTS = [
+    ("POST", "/users"),
+    ("POST", "/token"),
+    ("POST", "/refresh"),
+    ("POST", "/logout"),
+    ("POST", "/revoke"),
+    ("POST", "/users/me/password"),
+    ("GET", "/users/me"),
+    ("GET", "/whoami"),
+    ("GET", "/sessions"),
+    ("DELETE", "/sessions"),
+    ("DELETE", "/sessions/x"),
+]
+
+RAW_BODIES = [
+    ("application/json", b"{"),
+    ("application/json", b"null"),
+    ("application/json", b'{"refresh_token": null, "email": [], "password": {}}'),
+    ("application/json", b"\xff\xfe\x00"),
+    ("application/x-www-form-urlencoded", b"grant_type=%ZZ&&&=="),
+    ("application/x-www-form-urlencoded", b"\xff\xfe=\xff"),
+    ("multipart/form-data; boundary=x", b"--x\r\nbroken"),
+    ("text/plain", b"hello"),
+]
+
+
+async def counts(context: AppContext) -> tuple[int, int]:
+    async with context.sessionmaker() as db:
+        users = await db.scalar(select(func.count()).select_from(User))
+        sessions = await db.scalar(select(func.count()).select_from(LoginSession))
+    return int(users or 0), int(sessions or 0)
+
+
+def assert_client_error(response: httpx.Response) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error", "error_description"}
+
+
+class TestHostileInput:
+    @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+    async def test_raw_bodies(
+        self, client: httpx.AsyncClient, context: AppContext, method: str, path: str
+    ) -> None:
+        _, tokens = await registered_login(client)
+        before = await counts(context)
+        for content_type, raw in RAW_BODIES:
+            response = await client.request(
+                method, path, content=raw, headers={"Content-Type": content_type, **bearer(tokens)}
+            )
+            if response.status_code < 400:
+                # Endpoints without a body may ignore one; /logout reads `null` as no
+                # body and falls back to the bearer token.
+                assert method != "POST" or (path, raw) == ("/logout", b"null"), response.text
+                continue
+            assert_client_error(response)
+        assert await counts(context) == before
+
+    @pytest.mark.parametrize("value", HOSTILE_STRINGS)
+    async def test_strings_in_every_field(
+        self, client: httpx.AsyncClient, context: AppContext, value: str
+    ) -> None:
+        _, tokens = await registered_login(client)
+        before = await counts(context)
+        quoted = urllib.parse.quote(value[:200], safe="")
+        attempts: list[Callable[[], Awaitable[httpx.Response]]] = [
+            lambda: client.post("/users", json={"email": value, "password": value}),
+            lambda: client.post(
+                "/token",
+                data={
+                    "grant_type": "password",
+                    "username": value,
+                    "password": value,
+                    "scope": value,
+                },
+            ),
+            lambda: client.post("/token", data={"grant_type": value}),
+            lambda: client.post(
+                "/token", data={"grant_type": "refresh_token", "refresh_token": value}
+            ),
+            lambda: client.post("/refresh", json={"refresh_token": value}),
+            lambda: client.post("/revoke", data={"token": value, "token_type_hint": value}),
+            lambda: client.post("/logout", json={"refresh_token": value}),
+            lambda: client.get("/whoami", headers=bearer(quoted)),
+            lambda: client.delete(f"/sessions/{quoted}", headers=bearer(tokens)),
+            lambda: client.post(
+                "/users/me/password",
+                json={"current_password": value, "new_password": value},
+                headers=bearer(tokens),
+            ),
+        ]
+        for attempt in attempts:
+            response = await attempt()
+            assert response.status_code < 500, response.text
+            if response.status_code >= 400:
+                assert_client_error(response)
+        # /revoke and /logout answer 2xx for unknown tokens; nothing else may succeed.
+        assert await counts(context) == before
+        assert (await client.get("/whoami", headers=bearer(tokens))).status_code == 200
+
+    async def test_unknown_path_and_method(self, client: httpx.AsyncClient) -> None:
+        assert_client_error(await client.get("/nope"))
+        response = await client.put("/token")
+        assert response.status_code == 405
+        assert_client_error(response)
+
+    async def test_security_headers_everywhere(self, client: httpx.AsyncClient) -> None:
+        for response in (await client.get("/healthz"), await client.get("/nope")):
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["referrer-policy"] == "no-referrer"

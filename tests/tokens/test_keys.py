@@ -1,0 +1,174 @@
+"""Signing keys from configuration, and the generated development key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from pydantic import ValidationError
+
+from authapi.config import Settings
+from authapi.tokens.keys import KeyConfigError, PrivateKey, load_keys, thumbprint
+from tests.factories import bearer, registered_login
+
+
+def write_pem(path: Path, key: PrivateKey) -> Path:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def write_public_pem(path: Path, key: PrivateKey) -> Path:
+    path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+def settings_for(tmp_path: Path, **values: object) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path / "data", **values)  # type: ignore[call-arg, arg-type]
+
+
+KEY_MAKERS = {
+    "EdDSA": ed25519.Ed25519PrivateKey.generate,
+    "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+}
+
+
+class TestConfiguredKeys:
+    @pytest.mark.parametrize("algorithm", list(KEY_MAKERS))
+    def test_pem_file_sets_the_algorithm(self, tmp_path: Path, algorithm: str) -> None:
+        key = KEY_MAKERS[algorithm]()
+        keys = load_keys(
+            settings_for(tmp_path, signing_key_files=[write_pem(tmp_path / "k.pem", key)])
+        )
+        assert keys.signing.algorithm == algorithm
+        assert keys.signing.kid == thumbprint(key.public_key())
+
+    @pytest.mark.parametrize("algorithm", list(KEY_MAKERS))
+    def test_jwk_file_with_its_own_kid(self, tmp_path: Path, algorithm: str) -> None:
+        key = KEY_MAKERS[algorithm]()
+        algo = jwt.get_algorithm_by_name(algorithm)
+        jwk = json.loads(algo.to_jwk(key))
+        jwk["kid"] = "key-2026-11"
+        path = tmp_path / "k.json"
+        path.write_text(json.dumps(jwk))
+        keys = load_keys(settings_for(tmp_path, signing_key_files=[path]))
+        assert keys.signing.kid == "key-2026-11"
+        assert keys.signing.algorithm == algorithm
+
+    def test_extra_public_keys_are_published_not_used(self, tmp_path: Path) -> None:
+        signer = write_pem(tmp_path / "a.pem", ed25519.Ed25519PrivateKey.generate())
+        old = write_public_pem(tmp_path / "b.pem", ec.generate_private_key(ec.SECP256R1()))
+        keys = load_keys(settings_for(tmp_path, signing_key_files=f"{signer},{old}"))
+        assert keys.signing.algorithm == "EdDSA"
+        assert [k["alg"] for k in keys.jwks()["keys"]] == ["EdDSA", "ES256"]
+
+    def test_weak_rsa_is_refused(self, tmp_path: Path) -> None:
+        weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the weak key we refuse
+        with pytest.raises(KeyConfigError, match="at least 2048 bits"):
+            load_keys(
+                settings_for(tmp_path, signing_key_files=[write_pem(tmp_path / "k.pem", weak)])
+            )
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ('{"kty": "oct", "k": "c2VjcmV0"}', "symmetric"),
+            ("not a key", "not a usable PEM key"),
+            ('{"kty": "OKP"}', "not a usable JWK"),
+        ],
+    )
+    def test_unusable_files_are_refused(self, tmp_path: Path, text: str, message: str) -> None:
+        path = tmp_path / "k"
+        path.write_text(text)
+        with pytest.raises(KeyConfigError, match=message):
+            load_keys(settings_for(tmp_path, signing_key_files=[path]))
+
+    def test_other_curves_are_refused(self, tmp_path: Path) -> None:
+        key = ec.generate_private_key(ec.SECP384R1())
+        with pytest.raises(KeyConfigError, match="P-256"):
+            load_keys(
+                settings_for(tmp_path, signing_key_files=[write_pem(tmp_path / "k.pem", key)])
+            )
+
+    def test_first_key_must_be_private(self, tmp_path: Path) -> None:
+        public = write_public_pem(tmp_path / "p.pem", ed25519.Ed25519PrivateKey.generate())
+        with pytest.raises(KeyConfigError, match="private"):
+            load_keys(settings_for(tmp_path, signing_key_files=[public]))
+
+
+class TestDevelopmentKey:
+    def test_generated_once_and_kept(self, tmp_path: Path) -> None:
+        first = load_keys(settings_for(tmp_path))
+        second = load_keys(settings_for(tmp_path))
+        assert first.signing.kid == second.signing.kid
+        [path] = (tmp_path / "data").glob("signing-key-*.pem")
+        assert path.stat().st_mode & 0o777 == 0o600
+
+    @pytest.mark.parametrize("algorithm", ["ES256", "RS256"])
+    def test_algorithm_is_selectable(self, tmp_path: Path, algorithm: str) -> None:
+        keys = load_keys(settings_for(tmp_path, signing_algorithm=algorithm))
+        assert keys.signing.algorithm == algorithm
+
+
+class TestProductionMode:
+    def test_refuses_to_start_without_keys_and_secret(self, tmp_path: Path) -> None:
+        with pytest.raises(ValidationError, match="AUTHAPI_SIGNING_KEY_FILES"):
+            settings_for(tmp_path, environment="production")
+
+    @pytest.mark.parametrize("secret", ["change-me", "short-but-real"])
+    def test_refuses_placeholder_or_short_secret(self, tmp_path: Path, secret: str) -> None:
+        key = write_pem(tmp_path / "k.pem", ed25519.Ed25519PrivateKey.generate())
+        with pytest.raises(ValidationError, match="AUTHAPI_REFRESH_TOKEN_SECRET"):
+            settings_for(
+                tmp_path,
+                environment="production",
+                signing_key_files=[key],
+                refresh_token_secret=secret,
+            )
+
+    def test_starts_with_real_configuration(self, tmp_path: Path) -> None:
+        key = write_pem(tmp_path / "k.pem", ed25519.Ed25519PrivateKey.generate())
+        settings = settings_for(
+            tmp_path,
+            environment="production",
+            signing_key_files=[key],
+            refresh_token_secret="x7" * 20,
+        )
+        assert load_keys(settings).signing.algorithm == "EdDSA"
+        assert not (tmp_path / "data").exists()  # nothing generated
+
+
+@pytest.fixture(scope="module")
+def es256_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pem(
+        tmp_path_factory.mktemp("keys") / "es256.pem", ec.generate_private_key(ec.SECP256R1())
+    )
+
+
+class TestConfiguredKeyEndToEnd:
+    @pytest.fixture
+    def settings_overrides(self, es256_key_file: Path) -> dict[str, object]:
+        return {"signing_key_files": [es256_key_file]}
+
+    async def test_tokens_are_signed_with_it(self, client: httpx.AsyncClient) -> None:
+        _, tokens = await registered_login(client)
+        assert jwt.get_unverified_header(tokens["access_token"])["alg"] == "ES256"
+        assert (await client.get("/whoami", headers=bearer(tokens))).status_code == 200
+        jwks = (await client.get("/.well-known/jwks.json")).json()
+        assert jwks["keys"][0]["kty"] == "EC"
+        assert "d" not in jwks["keys"][0]

@@ -1,0 +1,159 @@
+"""Registration and the caller's profile."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from authapi.context import AppContext
+from authapi.users.models import User
+from tests.factories import PASSWORD, bearer, login, register, registered_login
+
+
+async def user_count(context: AppContext) -> int:
+    async with context.sessionmaker() as db:
+        return int(await db.scalar(select(func.count()).select_from(User)) or 0)
+
+
+class TestRegistration:
+    async def test_creates_a_user(self, client: httpx.AsyncClient, context: AppContext) -> None:
+        response = await client.post(
+            "/users", json={"email": "new@example.com", "password": PASSWORD}
+        )
+        assert response.status_code == 201
+        body = response.json()
+        assert set(body) == {"id", "email", "role", "is_active", "created_at"}
+        assert body["role"] == "user"
+        assert body["is_active"] is True
+        uuid.UUID(body["id"])
+        async with context.sessionmaker() as db:
+            stored = await db.get(User, uuid.UUID(body["id"]))
+        assert stored is not None
+        assert stored.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        assert PASSWORD not in response.text
+
+    @pytest.mark.parametrize(
+        ("first", "second"),
+        [
+            ("alice@example.com", "ALICE@EXAMPLE.COM"),
+            ("alice@example.com", " alice@example.com "),
+            ("zoë@example.com", "zoe\u0308@example.com"),  # composed vs decomposed
+            ("ﬁ@example.com", "fi@example.com"),  # NFKC ligature
+            ("bob@bücher.example", "bob@xn--bcher-kva.example"),  # IDNA
+        ],
+    )
+    async def test_one_mailbox_one_account(
+        self, client: httpx.AsyncClient, context: AppContext, first: str, second: str
+    ) -> None:
+        await register(client, email=first)
+        response = await client.post("/users", json={"email": second, "password": PASSWORD})
+        assert response.status_code == 409
+        assert response.json()["error"] == "email_taken"
+        assert await user_count(context) == 1
+
+    @pytest.mark.parametrize("password", ["x" * 8, "x" * 128, "🔐" * 8, "        spaces  "])
+    async def test_accepts_any_password_of_8_to_128_characters(
+        self, client: httpx.AsyncClient, password: str
+    ) -> None:
+        user = await register(client, password=password)
+        await login(client, user["email"], password)
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"email": "a@example.com", "password": "x" * 7},
+            {"email": "a@example.com", "password": "x" * 129},
+            {"email": "not-an-email", "password": PASSWORD},
+            {"email": "a@example.com"},
+            {"password": PASSWORD},
+            {"email": "a@" + "x" * 300 + ".com", "password": PASSWORD},
+            {"email": 42, "password": PASSWORD},
+            {"email": "a@example.com", "password": PASSWORD, "role": "admin"},
+            [],
+            "a string",
+        ],
+    )
+    async def test_bad_input_is_422_and_creates_nothing(
+        self, client: httpx.AsyncClient, context: AppContext, body: object
+    ) -> None:
+        response = await client.post("/users", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"] == "invalid_request"
+        assert response.json()["error_description"]
+        assert PASSWORD not in response.text  # input is never echoed
+        assert await user_count(context) == 0
+
+    async def test_legacy_hashes_verify_and_are_upgraded(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        from passlib.hash import argon2, bcrypt, pbkdf2_sha256
+
+        legacy = {
+            "bcrypt": bcrypt.using(rounds=4).hash(PASSWORD),
+            "pbkdf2": pbkdf2_sha256.hash(PASSWORD),
+            "cheap argon2id": argon2.using(type="ID", memory_cost=8192, time_cost=1).hash(PASSWORD),
+        }
+        for name, old_hash in legacy.items():
+            user = await register(client)
+            async with context.sessionmaker() as db:
+                await db.execute(
+                    update(User)
+                    .where(User.id == uuid.UUID(user["id"]))
+                    .values(password_hash=old_hash)
+                )
+                await db.commit()
+            await login(client, user["email"])
+            async with context.sessionmaker() as db:
+                stored = await db.get(User, uuid.UUID(user["id"]))
+            assert stored is not None
+            assert stored.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), name
+
+    async def test_bcrypt_ignores_nothing_past_72_bytes(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        from passlib.hash import bcrypt
+
+        long_password = "a" * 72 + "tail one"
+        user = await register(client)
+        async with context.sessionmaker() as db:
+            await db.execute(
+                update(User)
+                .where(User.id == uuid.UUID(user["id"]))
+                .values(password_hash=bcrypt.using(rounds=4).hash("a" * 72))
+            )
+            await db.commit()
+        response = await client.post(
+            "/token",
+            data={"grant_type": "password", "username": user["email"], "password": long_password},
+        )
+        assert response.json()["error"] == "invalid_grant"
+
+
+class TestMe:
+    async def test_profile(self, client: httpx.AsyncClient) -> None:
+        user, tokens = await registered_login(client)
+        response = await client.get("/users/me", headers=bearer(tokens))
+        assert response.status_code == 200
+        assert response.json() == user
+        assert response.headers["cache-control"] == "no-store"
+
+    async def test_disabled_user_is_refused(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        user, tokens = await registered_login(client)
+        async with context.sessionmaker() as db:
+            await db.execute(
+                update(User).where(User.id == uuid.UUID(user["id"])).values(is_active=False)
+            )
+            await db.commit()
+        response = await client.get("/users/me", headers=bearer(tokens))
+        assert response.status_code == 401
+
+    async def test_needs_a_token(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/users/me")
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"] == "invalid_token"
