@@ -93,7 +93,7 @@ def database_url(backend: str, database_urls: dict[str, str]) -> str:
 
 def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=database_url,
         data_dir=data_dir,
         **overrides,  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sqlalchemy import event
 
 from authapi.context import AppContext
+from authapi.tokens.keys import PrivateKey
 from tests.factories import bearer, registered_login
 
 
@@ -47,10 +48,16 @@ def claims_of(context: AppContext, **changes: Any) -> dict[str, Any]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
+def private_key(context: AppContext) -> PrivateKey:
+    key = context.access_tokens.keys.signing.private_key
+    assert key is not None
+    return key
+
+
 def sign(context: AppContext, claims: dict[str, Any], **header: Any) -> str:
     key = context.access_tokens.keys.signing
     headers = {"typ": "at+jwt", "kid": key.kid, **header}
-    return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=headers)
+    return jwt.encode(claims, private_key(context), algorithm=key.algorithm, headers=headers)
 
 
 def unsigned(context: AppContext) -> str:
@@ -96,7 +103,7 @@ FORGERIES: dict[str, Callable[[AppContext], str]] = {
     "typ JWT": lambda c: sign(c, claims_of(c), typ="JWT"),
     "no typ": lambda c: jwt.encode(
         claims_of(c),
-        c.access_tokens.keys.signing.private_key,
+        private_key(c),
         algorithm="EdDSA",
         headers={"kid": c.access_tokens.keys.signing.kid, "typ": None},
     ),

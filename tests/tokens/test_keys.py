@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -38,10 +39,10 @@ def write_public_pem(path: Path, key: PrivateKey) -> Path:
 
 
 def settings_for(tmp_path: Path, **values: object) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path / "data", **values)  # type: ignore[call-arg, arg-type]
+    return Settings(_env_file=None, data_dir=tmp_path / "data", **values)  # type: ignore[arg-type]
 
 
-KEY_MAKERS = {
+KEY_MAKERS: dict[str, Callable[[], PrivateKey]] = {
     "EdDSA": ed25519.Ed25519PrivateKey.generate,
     "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
