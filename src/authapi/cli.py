@@ -17,7 +17,7 @@ from authapi import migrate
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.db import create_engine, create_sessionmaker, transaction
-from authapi.errors import EmailTaken
+from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
 from authapi.sessions import service as sessions
 from authapi.sessions.refresh_tokens import load_refresh_token_key
 from authapi.tokens.keys import KeyConfigError, load_keys
@@ -151,6 +151,13 @@ def cmd_prune(args: argparse.Namespace) -> None:
     print(f"deleted {deleted} ended sessions")  # noqa: T201
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="authapi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -173,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.set_defaults(func=cmd_create_user)
 
     prune = commands.add_parser("prune", help="delete expired and revoked sessions")
-    prune.add_argument("--batch-size", type=int, default=1000)
+    prune.add_argument("--batch-size", type=_positive_int, default=1000)
     prune.set_defaults(func=cmd_prune)
     return parser
 
@@ -185,5 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except CommandError as exc:
         print(f"authapi: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    except DATABASE_UNAVAILABLE as exc:
+        # Driver messages name the host and the cause, never the password.
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"authapi: cannot use the database: {reason}", file=sys.stderr)  # noqa: T201
         return 1
     return 0

@@ -1,0 +1,431 @@
+"""The `authapi` command, run as a real process the way an operator runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from authapi import migrate
+from authapi.context import AppContext
+from authapi.db import transaction
+from authapi.sessions.models import LoginSession
+from authapi.users.models import User
+from tests.conftest import POSTGRES_URL, recreate_postgres_database
+from tests.factories import PASSWORD, bearer, login, new_email, register
+
+# Bounds, not delays: a healthy run finishes each step in a fraction of these.
+COMMAND_TIMEOUT = 60.0
+SERVER_START_TIMEOUT = 30.0
+
+
+def authapi_env(database_url: str | None, data_dir: Path) -> dict[str, str]:
+    """The caller's environment without its `AUTHAPI_*` settings, plus the test's."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHAPI_")}
+    env["AUTHAPI_DATA_DIR"] = str(data_dir)
+    if database_url is not None:
+        env["AUTHAPI_DATABASE_URL"] = database_url
+    return env
+
+
+def run_authapi(
+    *args: str, env: dict[str, str], cwd: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    # cwd: a directory without a `.env`, so a developer's settings cannot leak in.
+    return subprocess.run(  # noqa: S603 - our own command, fixed arguments
+        [sys.executable, "-m", "authapi", *args],
+        input=stdin if stdin is not None else "",
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def user_by_email(context: AppContext, email: str) -> User | None:
+    async with context.sessionmaker() as db:
+        return await db.scalar(select(User).where(User.email == email))
+
+
+class TestCreateUser:
+    async def test_creates_an_admin_who_can_log_in(
+        self, client: httpx.AsyncClient, database_url: str, data_dir: Path, tmp_path: Path
+    ) -> None:
+        email = new_email()
+        result = run_authapi(
+            "create-user",
+            email,
+            "--role",
+            "admin",
+            stdin=PASSWORD + "\n",
+            env=authapi_env(database_url, data_dir),
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert email in result.stdout
+        assert PASSWORD not in result.stdout + result.stderr
+        tokens = await login(client, email)
+        me = await client.get("/users/me", headers=bearer(tokens))
+        assert me.status_code == 200
+        assert me.json()["email"] == email
+        assert me.json()["role"] == "admin"
+        whoami = await client.get("/whoami", headers=bearer(tokens))
+        assert whoami.json()["role"] == "admin"
+
+    async def test_role_defaults_to_user(
+        self, client: httpx.AsyncClient, database_url: str, data_dir: Path, tmp_path: Path
+    ) -> None:
+        email = new_email()
+        result = run_authapi(
+            "create-user",
+            email,
+            stdin=PASSWORD + "\n",
+            env=authapi_env(database_url, data_dir),
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 0, result.stderr
+        tokens = await login(client, email)
+        me = await client.get("/users/me", headers=bearer(tokens))
+        assert me.json()["role"] == "user"
+
+    async def test_too_short_password_is_refused(
+        self, context: AppContext, database_url: str, data_dir: Path, tmp_path: Path
+    ) -> None:
+        email = new_email()
+        result = run_authapi(
+            "create-user",
+            email,
+            stdin="Qz7!xw\n",
+            env=authapi_env(database_url, data_dir),
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 1
+        assert result.stderr.startswith("authapi: password:")
+        assert "at least 8 characters" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert "Qz7!xw" not in result.stderr
+        assert await user_by_email(context, email) is None
+
+    @pytest.mark.parametrize("spelling", ["dup@example.com", " Dup@EXAMPLE.com"])
+    async def test_duplicate_email_is_refused(
+        self,
+        client: httpx.AsyncClient,
+        context: AppContext,
+        database_url: str,
+        data_dir: Path,
+        tmp_path: Path,
+        spelling: str,
+    ) -> None:
+        await register(client, "dup@example.com")
+        existing = await user_by_email(context, "dup@example.com")
+        assert existing is not None
+
+        result = run_authapi(
+            "create-user",
+            spelling,
+            "--role",
+            "admin",
+            stdin="another password\n",
+            env=authapi_env(database_url, data_dir),
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 1
+        assert "a user with email dup@example.com already exists" in result.stderr
+        assert "Traceback" not in result.stderr
+        unchanged = await user_by_email(context, "dup@example.com")
+        assert unchanged is not None
+        assert (unchanged.password_hash, unchanged.role) == (existing.password_hash, "user")
+
+
+class TestPrune:
+    async def test_deletes_only_sessions_that_ended_before_the_access_token_ttl(
+        self,
+        client: httpx.AsyncClient,
+        context: AppContext,
+        database_url: str,
+        data_dir: Path,
+        tmp_path: Path,
+    ) -> None:
+        user = await register(client)
+        logged_in = await login(client, user["email"])
+        whoami = await client.get("/whoami", headers=bearer(logged_in))
+        login_session = uuid.UUID(whoami.json()["sid"])
+        ttl = timedelta(seconds=context.settings.access_token_ttl)
+        now = datetime.now(UTC)
+        day = timedelta(days=1)
+
+        def session(*, expires_at: datetime, revoked_at: datetime | None = None) -> LoginSession:
+            return LoginSession(
+                id=uuid.uuid4(),
+                user_id=uuid.UUID(user["id"]),
+                generation=0,
+                scope="profile",
+                created_at=now - 30 * day,
+                last_used_at=now - 30 * day,
+                rotated_at=None,
+                expires_at=expires_at,
+                absolute_expires_at=now + day,
+                # Revocation ends a session at once: it sets expires_at to that instant.
+                revoked_at=revoked_at,
+                revoked_reason="logout" if revoked_at else None,
+                user_agent=None,
+                ip=None,
+            )
+
+        long_ago = now - ttl - timedelta(hours=1)
+        recently = now - ttl / 5  # its access tokens may still be in use: kept
+        ended_long_ago = [
+            *(session(expires_at=long_ago - i * day) for i in range(3)),
+            *(
+                session(expires_at=long_ago - i * day, revoked_at=long_ago - i * day)
+                for i in (0, 1)
+            ),
+        ]
+        kept = [
+            session(expires_at=now + day),
+            session(expires_at=recently),
+            session(expires_at=recently, revoked_at=recently),
+        ]
+        async with transaction(context.sessionmaker) as db:
+            db.add_all([*ended_long_ago, *kept])
+
+        # 5 to delete in batches of 2: two full batches and a partial one.
+        result = run_authapi(
+            "prune",
+            "--batch-size",
+            "2",
+            env=authapi_env(database_url, data_dir),
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert "deleted 5 ended sessions" in result.stdout
+        async with context.sessionmaker() as db:
+            remaining = set(await db.scalars(select(LoginSession.id)))
+        assert remaining == {item.id for item in kept} | {login_session}
+        # The real login is untouched and still refreshes.
+        response = await client.post("/refresh", json={"refresh_token": logged_in["refresh_token"]})
+        assert response.status_code == 200, response.text
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        with httpx.Client(base_url=self.base_url, timeout=1.0) as http:
+            while True:
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"authapi serve not healthy in time:\n{self.log()}")
+                try:
+                    # Waiting on the process is the pause between polls; it notices a crash.
+                    self.process.wait(timeout=0.1)
+                except subprocess.TimeoutExpired:
+                    continue
+                pytest.fail(f"authapi serve exited with {self.process.returncode}:\n{self.log()}")
+
+
+@contextmanager
+def serving(database_url: str, data_dir: Path, cwd: Path) -> Iterator[Server]:
+    """`authapi serve` as a real process, healthy; stopped with SIGTERM on the way out."""
+    port = free_port()
+    log_path = cwd / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
+            [sys.executable, "-m", "authapi", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=authapi_env(database_url, data_dir),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        server.wait_until_healthy()
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=COMMAND_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=COMMAND_TIMEOUT)
+
+
+class TestServe:
+    def test_login_refresh_logout_over_tcp(
+        self, backend: str, database_urls: dict[str, str], data_dir: Path, tmp_path: Path
+    ) -> None:
+        if backend == "sqlite":
+            # A file that does not exist yet: `serve` creates and migrates it.
+            database_file = tmp_path / "serve.db"
+            database_url = f"sqlite+aiosqlite:///{database_file}"
+        else:
+            database_url = database_urls[backend]  # migrated by the session fixture
+        email = f"e2e-{uuid.uuid4().hex}@example.com"
+
+        with (
+            serving(database_url, data_dir, tmp_path) as server,
+            httpx.Client(base_url=server.base_url, timeout=10.0) as http,
+        ):
+            assert http.get("/readyz").status_code == 200
+
+            registered = http.post("/users", json={"email": email, "password": PASSWORD})
+            assert registered.status_code == 201, registered.text
+            user = registered.json()
+
+            token = http.post(
+                "/token",
+                data={"grant_type": "password", "username": email, "password": PASSWORD},
+            )
+            assert token.status_code == 200, token.text
+            assert token.headers["cache-control"] == "no-store"
+            tokens = token.json()
+            assert tokens["token_type"] == "Bearer"
+            assert tokens["refresh_token"].startswith("rt_")
+
+            whoami = http.get("/whoami", headers=bearer(tokens))
+            assert whoami.status_code == 200, whoami.text
+            assert whoami.json()["sub"] == user["id"]
+
+            refreshed = http.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
+            assert refreshed.status_code == 200, refreshed.text
+            latest = refreshed.json()["refresh_token"]
+            assert latest != tokens["refresh_token"]
+
+            logout = http.post("/logout", json={"refresh_token": latest})
+            assert logout.status_code == 204, logout.text
+
+            after = http.post("/refresh", json={"refresh_token": latest})
+            assert after.status_code == 400, after.text
+            assert after.json()["error"] == "invalid_grant"
+
+        # SIGTERM is a graceful stop: the lifespan ran to its end (uvicorn then re-raises
+        # the signal, so the status is -SIGTERM; older versions exit 0).
+        assert server.process.returncode in (0, -signal.SIGTERM), server.log()
+        assert "Application shutdown complete" in server.log()
+        if backend == "sqlite":
+            assert database_file.is_file()
+
+    def test_refuses_an_unmigrated_postgresql_database(
+        self, empty_postgres_url: str, data_dir: Path, tmp_path: Path
+    ) -> None:
+        result = run_authapi(
+            "serve",
+            "--port",
+            str(free_port()),
+            env=authapi_env(empty_postgres_url, data_dir),
+            cwd=tmp_path,
+        )
+
+        assert result.returncode != 0
+        assert "authapi migrate" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A database without any schema, named after the run's own (so runs side by side
+    do not collide)."""
+    url = make_url(POSTGRES_URL)
+    empty = url.set(database=f"{url.database}_unmigrated").render_as_string(hide_password=False)
+    asyncio.run(recreate_postgres_database(empty))
+    yield empty
+    asyncio.run(recreate_postgres_database(empty, create=False))
+
+
+class TestMigrate:
+    @pytest.mark.parametrize("layout", ["empty file", "default file in a new data dir"])
+    def test_brings_a_new_sqlite_database_to_head(self, tmp_path: Path, layout: str) -> None:
+        data_dir = tmp_path / "data"
+        if layout == "empty file":
+            db_file = tmp_path / "empty.db"
+            db_file.touch()
+            env = authapi_env(f"sqlite+aiosqlite:///{db_file}", data_dir)
+        else:
+            db_file = data_dir / "authapi.db"  # the embedded default
+            env = authapi_env(None, data_dir)
+
+        for _ in range(2):  # and running it again changes nothing
+            result = run_authapi("migrate", env=env, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+            assert "latest schema" in result.stdout
+
+        with sqlite3.connect(db_file) as connection:
+            tables = {
+                name
+                for (name,) in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'"
+                )
+            }
+            (version,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        connection.close()
+        assert {"users", "sessions", "alembic_version"} <= tables
+        assert version == migrate.head_revision()
+
+
+class TestOperatorMistakes:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "postgresql+asyncpg://postgres@127.0.0.1:9/nothing",  # nothing listens on port 9
+            "sqlite+aiosqlite:////nonexistent-dir/authapi.db",
+        ],
+    )
+    @pytest.mark.parametrize("command", [("migrate",), ("serve",), ("prune",)])
+    def test_unusable_database_is_a_message_not_a_traceback(
+        self, tmp_path: Path, url: str, command: tuple[str, ...]
+    ) -> None:
+        result = run_authapi(*command, env=authapi_env(url, tmp_path / "data"), cwd=tmp_path)
+        assert result.returncode == 1
+        assert "authapi: cannot use the database" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    @pytest.mark.parametrize("size", ["0", "-1", "many"])
+    def test_prune_batch_size_must_be_positive(self, tmp_path: Path, size: str) -> None:
+        result = run_authapi(
+            "prune", "--batch-size", size, env=authapi_env(None, tmp_path), cwd=tmp_path
+        )
+        assert result.returncode == 2
+        assert "--batch-size" in result.stderr
