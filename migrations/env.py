@@ -13,6 +13,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import authapi.audit.models
 import authapi.sessions.models
 import authapi.users.models  # noqa: F401 - registers the tables on the metadata
 from authapi.config import Settings

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from authapi import migrate
 from authapi.app import create_app
+from authapi.audit.models import AuditEvent
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.context import AppContext
@@ -135,8 +136,8 @@ async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[FastAPI]:
     async with LifespanManager(app):
         context: AppContext = app.state.context
         async with context.engine.begin() as connection:
-            await connection.execute(delete(LoginSession))
-            await connection.execute(delete(User))
+            for table in (AuditEvent, LoginSession, User):
+                await connection.execute(delete(table))
         yield app
 
 

@@ -6,16 +6,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import Depends, FastAPI
 
 from authapi import health
+from authapi.audit.router import router as audit_router
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.db import create_engine, create_sessionmaker
+from authapi.dependencies import refuse_secrets_in_query
 from authapi.errors import install_error_handlers
+from authapi.middleware import SecurityHeaders, SizeLimits
 from authapi.oauth.router import router as oauth_router
+from authapi.ratelimit.service import RateLimiter
 from authapi.sessions.refresh_tokens import RefreshTokenCodec, load_refresh_token_key
 from authapi.sessions.router import router as sessions_router
 from authapi.tokens.access import AccessTokens
@@ -25,30 +28,6 @@ from authapi.users.passwords import PasswordHasher
 from authapi.users.router import router as users_router
 
 logger = logging.getLogger(__name__)
-
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-]
-
-
-class SecurityHeaders:
-    """Adds headers that every response should carry (pure ASGI: no per-request task)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def build_context(settings: Settings, clock: Clock) -> AppContext:
@@ -69,6 +48,7 @@ def build_context(settings: Settings, clock: Clock) -> AppContext:
             ttl=settings.access_token_ttl,
         ),
         refresh_tokens=RefreshTokenCodec(load_refresh_token_key(settings)),
+        rate_limiter=RateLimiter(settings),
     )
 
 
@@ -84,6 +64,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             yield
         finally:
             context.hasher.close()
+            context.rate_limiter.close()
             await context.engine.dispose()
 
     app = FastAPI(
@@ -91,11 +72,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version="0.1.0",
         summary="Short-lived JWT access tokens, rotating refresh tokens, revocable sessions.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_secrets_in_query)],
     )
     install_error_handlers(app)
-    for router in (users_router, oauth_router, tokens_router, sessions_router, health.router):
+    for router in (
+        users_router,
+        oauth_router,
+        tokens_router,
+        sessions_router,
+        audit_router,
+        health.router,
+    ):
         app.include_router(router)
-    app.add_middleware(SecurityHeaders)
+    # The last added runs first: every answer, even a refusal of an oversized request
+    # (which never reaches the app), gets the security headers.
+    app.add_middleware(SizeLimits)
+    app.add_middleware(SecurityHeaders, hsts_max_age=settings.hsts_max_age)
     return app
 
 

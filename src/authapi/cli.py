@@ -7,13 +7,15 @@ import asyncio
 import getpass
 import logging
 import sys
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from authapi import migrate
+from authapi.audit import service as audit
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.db import create_engine, create_sessionmaker, transaction
@@ -128,27 +130,44 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     print(f"created {args.role} {body.email} ({user_id})")  # noqa: T201
 
 
-async def _prune(settings: Settings, batch_size: int) -> int:
+PruneBatch = Callable[[AsyncSession, datetime, int], Awaitable[int]]
+
+
+async def _prune_all(
+    maker: async_sessionmaker[AsyncSession], prune_batch: PruneBatch, cutoff: datetime, size: int
+) -> int:
+    total = 0
+    while True:
+        async with transaction(maker) as db:  # one short transaction per batch
+            deleted = await prune_batch(db, cutoff, size)
+        total += deleted
+        if deleted < size:
+            return total
+
+
+async def _prune(settings: Settings, batch_size: int) -> tuple[int, int]:
     engine = create_engine(settings)
     maker = create_sessionmaker(engine)
-    # Keep what ended within the last access-token lifetime: its access tokens may
-    # still be in use, and the revocation record is what refuses them.
-    cutoff = Clock().now() - timedelta(seconds=settings.access_token_ttl)
-    total = 0
+    now = Clock().now()
     try:
-        while True:
-            async with transaction(maker) as db:  # one short transaction per batch
-                deleted = await sessions.prune_batch(db, cutoff, batch_size)
-            total += deleted
-            if deleted < batch_size:
-                return total
+        # Keep what ended within the last access-token lifetime: its access tokens may
+        # still be in use, and the revocation record is what refuses them.
+        ended = now - timedelta(seconds=settings.access_token_ttl)
+        session_count = await _prune_all(maker, sessions.prune_batch, ended, batch_size)
+        old = now - timedelta(days=settings.audit_retention_days)
+        event_count = await _prune_all(maker, audit.prune_batch, old, batch_size)
+        return session_count, event_count
     finally:
         await engine.dispose()
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
-    deleted = asyncio.run(_prune(_settings(), args.batch_size))
-    print(f"deleted {deleted} ended sessions")  # noqa: T201
+    settings = _settings()
+    session_count, event_count = asyncio.run(_prune(settings, args.batch_size))
+    print(f"deleted {session_count} ended sessions")  # noqa: T201
+    print(  # noqa: T201
+        f"deleted {event_count} audit events older than {settings.audit_retention_days} days"
+    )
 
 
 def _positive_int(text: str) -> int:

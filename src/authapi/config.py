@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
 
+import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -61,14 +63,52 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
     hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Hashes that may wait for a worker; past that, logins get 503 at once.
+    hash_queue: int = Field(default=32, ge=0)
+
+    # Rate limits, in the `limits` notation ("30/minute", "10 per 15 minutes").
+    rate_limit_enabled: bool = True
+    # memory:// counts per process; redis://host:6379 shares the counts between instances.
+    rate_limit_storage: str = "memory://"
+    # Prefix of the counters' keys in Redis, so deployments can share one server.
+    rate_limit_key_prefix: str = "authapi"
+    rate_limit_token: str = "30/minute"  # noqa: S105 - per client address, POST /token
+    rate_limit_refresh: str = "60/minute"  # per client address, POST /refresh
+    rate_limit_register: str = "10/hour"  # per client address, POST /users
+    rate_limit_revoke: str = "60/minute"  # per client address, POST /revoke and /logout
+    rate_limit_login_failures: str = "10/15 minutes"  # per account, failed passwords
+    # Peers whose X-Forwarded-For is believed (addresses or CIDR ranges of your proxies).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    hsts_max_age: int = Field(default=0, ge=0)  # 0: no Strict-Transport-Security header
+
+    audit_retention_days: int = Field(default=90, ge=1)  # `authapi prune` deletes older events
 
     db_pool_size: int = Field(default=10, ge=1)
     db_timeout: float = Field(default=5.0, gt=0)
 
-    @field_validator("scopes", "signing_key_files", mode="before")
+    @field_validator("scopes", "signing_key_files", "trusted_proxies", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # raises ValueError for a bad entry
+        return value
+
+    @field_validator(
+        "rate_limit_token",
+        "rate_limit_refresh",
+        "rate_limit_register",
+        "rate_limit_revoke",
+        "rate_limit_login_failures",
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        limits.parse(value)  # raises ValueError for a bad limit
+        return value
 
     @field_validator("issuer")
     @classmethod

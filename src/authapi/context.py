@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from authapi.clock import Clock
 from authapi.config import Settings
+from authapi.ratelimit.service import RateLimiter
 from authapi.sessions.refresh_tokens import RefreshTokenCodec
 from authapi.tokens.access import AccessTokens
 from authapi.users.passwords import PasswordHasher
@@ -22,3 +23,4 @@ class AppContext:
     hasher: PasswordHasher
     access_tokens: AccessTokens
     refresh_tokens: RefreshTokenCodec
+    rate_limiter: RateLimiter

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -62,7 +62,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.resolved_database_url
     if settings.is_sqlite:
         return _create_sqlite_engine(url, settings.db_timeout)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
@@ -70,6 +70,24 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         connect_args={"timeout": settings.db_timeout, "command_timeout": settings.db_timeout},
     )
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # When the server stops, crashes or restarts, asyncpg reports the lost connection
+        # in ways SQLAlchemy does not all recognise as a disconnect: a session the server
+        # terminated (SQLSTATE 57P01-57P05), "cannot connect now" while it shuts down or
+        # starts (57P03), a connection exception (class 08), or an InternalClientError
+        # when the server's farewell arrives between two queries and leaves the protocol
+        # stuck. Marked as disconnects, they make SQLAlchemy discard the connection (and
+        # recycle the pool's others, dead as well) instead of handing it out again, and
+        # the error says `connection_invalidated`, which errors.py answers with 503.
+        error = context.original_exception
+        sqlstate = str(getattr(error, "sqlstate", None) or "")
+        internal = getattr(engine.dialect.loaded_dbapi, "InternalClientError", ())
+        if sqlstate.startswith(("08", "57P")) or isinstance(error, internal):
+            context.is_disconnect = True
+
+    return engine
 
 
 def _create_sqlite_engine(url: str, timeout: float) -> AsyncEngine:
@@ -100,6 +118,15 @@ def _create_sqlite_engine(url: str, timeout: float) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def release_connection(db: AsyncSession) -> None:
+    """End the request's transaction, which has only read so far, and give its
+    connection back before slow work that needs none (password hashing). A flood of
+    logins must not hold every pooled connection, or SQLite's write lock, while it
+    waits for a hashing thread. The next statement starts a new transaction."""
+    if db.in_transaction():
+        await db.commit()
 
 
 class KeepsChanges(Exception):  # noqa: N818 - a trait of other errors, not an error itself

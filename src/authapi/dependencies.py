@@ -9,8 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authapi.client_address import Origin, request_origin
 from authapi.context import AppContext
 from authapi.db import transaction
+from authapi.errors import InvalidRequest
 
 
 async def get_context(request: Request) -> AppContext:
@@ -36,3 +38,31 @@ async def _now(context: Context) -> datetime:
 
 
 Now = Annotated[datetime, Depends(_now)]
+
+
+async def _origin(request: Request, context: Context) -> Origin:
+    return request_origin(request, context.settings.trusted_proxies)
+
+
+ClientOrigin = Annotated[Origin, Depends(_origin)]
+
+
+# Secrets that must only travel in a body or a header: a URL ends up in logs, browser
+# history and Referer headers.
+SECRET_PARAMETERS = frozenset(
+    {
+        "password",
+        "current_password",
+        "new_password",
+        "refresh_token",
+        "access_token",
+        "token",
+        "client_secret",
+    }
+)
+
+
+async def refuse_secrets_in_query(request: Request) -> None:
+    """App-wide: a request with a secret in its query string is refused, not served."""
+    if request.url.query and not SECRET_PARAMETERS.isdisjoint(request.query_params.keys()):
+        raise InvalidRequest("Credentials must not be sent in the URL; send them in the body.")

@@ -7,6 +7,7 @@ on every surface, so clients parse one thing. Nothing the client sent is echoed 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -54,6 +55,21 @@ class InvalidGrant(DomainError):
 
 class RefreshTokenReused(InvalidGrant, KeepsChanges):
     """A rotated refresh token came back after the grace window: its session is revoked."""
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        super().__init__()
+        self.user_id = user_id
+
+
+class LoginFailed(InvalidGrant, KeepsChanges):
+    """A wrong password, unknown email or disabled user: refused, and recorded in the
+    audit trail (`user_id` is None for an unknown email)."""
+
+    description = "Invalid email or password."
+
+    def __init__(self, user_id: uuid.UUID | None) -> None:
+        super().__init__()
+        self.user_id = user_id
 
 
 class UnsupportedGrantType(DomainError):
@@ -108,6 +124,34 @@ class WrongPassword(DomainError):
     description = "The current password is wrong."
 
 
+class RateLimited(DomainError):
+    status_code = 429
+    error = "too_many_requests"
+    description = "Too many requests; retry after the time in Retry-After."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class AccountThrottled(RateLimited, KeepsChanges):
+    """Too many failed logins for one account; refused, and recorded in the audit trail."""
+
+
+class ServiceUnavailable(DomainError):
+    """Overloaded, or a backing service (database, rate-limit storage) is down."""
+
+    status_code = 503
+    error = "temporarily_unavailable"  # the RFC 6749 §5.2 code for this
+    description = "The service is busy or a backing service is down; try again shortly."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 def error_response(
     status_code: int, error: str, description: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -153,13 +197,17 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # Other DBAPIErrors reach here too (see DATABASE_UNAVAILABLE): only those whose
+    # connection was lost are an outage; a constraint or a bad statement stays a 500.
+    if (
+        isinstance(exc, sa_exc.DBAPIError)
+        and not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        and not exc.connection_invalidated
+    ):
+        return await _unexpected(_request, exc)
     logger.warning("database unavailable: %s", type(exc).__name__)
-    return error_response(
-        503,
-        "temporarily_unavailable",
-        "The database is unavailable; try again shortly.",
-        {"Retry-After": "1"},
-    )
+    unavailable = ServiceUnavailable("The database is unavailable; try again shortly.")
+    return await _domain_error(_request, unavailable)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -172,6 +220,10 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
     sa_exc.DisconnectionError,
+    # asyncpg reports a server that went away mid-request (connection closed, session
+    # terminated, "the database system is shutting down") as a bare DBAPIError, marked
+    # `connection_invalidated` (db.create_engine makes sure of it).
+    sa_exc.DBAPIError,
     ConnectionError,
     TimeoutError,
     OSError,

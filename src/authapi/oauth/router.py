@@ -3,12 +3,11 @@ RFC 8414 metadata document."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Form, Request, Response, status
 
-from authapi.dependencies import Context, DbSession, Now
+from authapi.dependencies import ClientOrigin, Context, DbSession, Now
 from authapi.errors import (
     NO_STORE,
     AuthenticationRequired,
@@ -16,6 +15,8 @@ from authapi.errors import (
     InvalidRequest,
     InvalidScope,
     InvalidToken,
+    RateLimited,
+    ServiceUnavailable,
     UnsupportedGrantType,
     responses,
 )
@@ -28,13 +29,19 @@ from authapi.oauth.schemas import (
     TokenForm,
     TokenResponse,
 )
-from authapi.sessions import service as sessions
-from authapi.sessions.service import RevokeReason
+from authapi.ratelimit.dependencies import limit_by_address
 from authapi.tokens.dependencies import bearer
 
 router = APIRouter(tags=["tokens"])
 
-TOKEN_ERRORS = responses(InvalidRequest, InvalidGrant, UnsupportedGrantType, InvalidScope)
+TOKEN_ERRORS = responses(
+    InvalidRequest,
+    InvalidGrant,
+    UnsupportedGrantType,
+    InvalidScope,
+    RateLimited,
+    ServiceUnavailable,
+)
 
 
 def _no_store(response: Response) -> None:
@@ -49,13 +56,19 @@ async def _refuse_repeated(request: Request, names: tuple[str, ...]) -> None:
             raise InvalidRequest(f"{name} is repeated")
 
 
-@router.post("/token", response_model=TokenResponse, responses=TOKEN_ERRORS)
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    responses=TOKEN_ERRORS,
+    dependencies=[limit_by_address("token")],
+)
 async def token(
     request: Request,
     response: Response,
     context: Context,
     db: DbSession,
     now: Now,
+    origin: ClientOrigin,
     form: Annotated[TokenForm, Form()],
 ) -> TokenResponse:
     """RFC 6749 token endpoint: `grant_type=password` (first-party clients) or
@@ -74,24 +87,29 @@ async def token(
             password=form.password,
             scope=form.scope,
             now=now,
-            user_agent=request.headers.get("user-agent"),
-            ip=request.client.host if request.client else None,
+            origin=origin,
         )
     if form.grant_type == "refresh_token":
         if not form.refresh_token:
             raise InvalidRequest("refresh_token is required")
         return await service.refresh_grant(
-            context, db, refresh_token=form.refresh_token, scope=form.scope, now=now
+            context, db, refresh_token=form.refresh_token, scope=form.scope, now=now, origin=origin
         )
     raise UnsupportedGrantType()
 
 
-@router.post("/refresh", response_model=TokenResponse, responses=TOKEN_ERRORS)
+@router.post(
+    "/refresh",
+    response_model=TokenResponse,
+    responses=TOKEN_ERRORS,
+    dependencies=[limit_by_address("refresh")],
+)
 async def refresh(
     response: Response,
     context: Context,
     db: DbSession,
     now: Now,
+    origin: ClientOrigin,
     body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> TokenResponse:
     """Rotate a refresh token (JSON body): a new access token and a new refresh token."""
@@ -99,7 +117,7 @@ async def refresh(
     if body is None:
         raise InvalidRequest("refresh_token is required")
     return await service.refresh_grant(
-        context, db, refresh_token=body.refresh_token, scope=None, now=now
+        context, db, refresh_token=body.refresh_token, scope=None, now=now, origin=origin
     )
 
 
@@ -107,17 +125,23 @@ async def refresh(
     "/revoke",
     status_code=status.HTTP_200_OK,
     response_class=Response,
-    responses=responses(InvalidRequest),
+    responses=responses(InvalidRequest, RateLimited),
+    dependencies=[limit_by_address("revoke")],
 )
 async def revoke(
-    request: Request, context: Context, db: DbSession, now: Now, form: Annotated[RevokeForm, Form()]
+    request: Request,
+    context: Context,
+    db: DbSession,
+    now: Now,
+    origin: ClientOrigin,
+    form: Annotated[RevokeForm, Form()],
 ) -> Response:
     """RFC 7009 revocation. Answers 200 for unknown tokens too, so it tells nothing."""
     await _refuse_repeated(request, tuple(RevokeForm.model_fields))
     if not form.token:
         raise InvalidRequest("token is required")
     # The hint only speeds up the search (§2.1); both kinds are tried whatever it says.
-    await service.revoke_token(context, db, token=form.token, now=now)
+    await service.revoke_token(context, db, token=form.token, now=now, origin=origin)
     return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
 
 
@@ -125,26 +149,27 @@ async def revoke(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(AuthenticationRequired, InvalidToken),
+    responses=responses(AuthenticationRequired, InvalidToken, RateLimited),
+    dependencies=[limit_by_address("revoke")],
 )
 async def logout(
     context: Context,
     db: DbSession,
     now: Now,
+    origin: ClientOrigin,
     access_token: Annotated[str | None, Depends(bearer)],
     body: Annotated[LogoutRequest | None, Body()] = None,
 ) -> Response:
     """End the current session: the one of the refresh token in the body, else the one
     of the bearer access token."""
-    if body is not None and body.refresh_token:
-        await service.revoke_refresh_token(
-            context, db, body.refresh_token, RevokeReason.LOGOUT, now
-        )
-    elif access_token:
-        claims = context.access_tokens.verify(access_token)
-        await sessions.revoke(db, uuid.UUID(claims["sid"]), RevokeReason.LOGOUT, now)
-    else:
-        raise AuthenticationRequired()
+    await service.logout(
+        context,
+        db,
+        refresh_token=body.refresh_token if body else None,
+        access_token=access_token,
+        now=now,
+        origin=origin,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
 
 

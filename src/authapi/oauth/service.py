@@ -9,8 +9,18 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authapi.audit import service as audit
+from authapi.client_address import Origin
 from authapi.context import AppContext
-from authapi.errors import InvalidGrant, InvalidScope, InvalidToken
+from authapi.errors import (
+    AccountThrottled,
+    AuthenticationRequired,
+    InvalidGrant,
+    InvalidScope,
+    InvalidToken,
+    LoginFailed,
+    RefreshTokenReused,
+)
 from authapi.oauth.schemas import TokenResponse
 from authapi.sessions import service as sessions
 from authapi.sessions.models import LoginSession
@@ -68,30 +78,74 @@ async def password_grant(
     password: str,
     scope: str | None,
     now: datetime,
-    user_agent: str | None,
-    ip: str | None,
+    origin: Origin,
 ) -> TokenResponse:
     granted = resolve_scope(scope, context.settings.scopes)
-    user = await users.authenticate(db, context.hasher, username=username, password=password)
+    account = users.login_name(username)
+    try:
+        await context.rate_limiter.check_account(account)
+    except AccountThrottled:
+        if await context.rate_limiter.first_refusal("login_failures", account):
+            user_id = await users.id_for_email(db, account)
+            audit.record(
+                db,
+                audit.Event.RATE_LIMITED,
+                at=now,
+                origin=origin,
+                user_id=user_id,
+                detail="login_failures",
+            )
+        raise
+    try:
+        user = await users.authenticate(db, context.hasher, email=account, password=password)
+    except LoginFailed as exc:
+        await context.rate_limiter.record_failure(account)
+        audit.record(db, audit.Event.LOGIN_FAILED, at=now, origin=origin, user_id=exc.user_id)
+        raise
     session = await sessions.create_session(
         db,
         session_policy(context),
         user_id=user.id,
         scope=granted,
         now=now,
-        user_agent=user_agent,
-        ip=ip,
+        user_agent=origin.user_agent,
+        ip=origin.ip,
+    )
+    audit.record(
+        db,
+        audit.Event.LOGIN_SUCCEEDED,
+        at=now,
+        origin=origin,
+        user_id=user.id,
+        session_id=session.id,
     )
     return _token_response(context, user, session, granted, now)
 
 
 async def refresh_grant(
-    context: AppContext, db: AsyncSession, *, refresh_token: str, scope: str | None, now: datetime
+    context: AppContext,
+    db: AsyncSession,
+    *,
+    refresh_token: str,
+    scope: str | None,
+    now: datetime,
+    origin: Origin,
 ) -> TokenResponse:
     presented = context.refresh_tokens.decode(refresh_token)
     if presented is None:
         raise InvalidGrant()
-    session = await sessions.rotate(db, session_policy(context), presented, now)
+    try:
+        session = await sessions.rotate(db, session_policy(context), presented, now)
+    except RefreshTokenReused as exc:
+        audit.record(
+            db,
+            audit.Event.REUSE_DETECTED,
+            at=now,
+            origin=origin,
+            user_id=exc.user_id,
+            session_id=presented.session_id,
+        )
+        raise
     user = await users.get_user(db, session.user_id)
     if user is None or not user.is_active:
         raise InvalidGrant()
@@ -99,26 +153,61 @@ async def refresh_grant(
     granted = session.scope
     if scope is not None and scope.strip():
         granted = resolve_scope(scope, session.scope.split(" "))
+    audit.record(
+        db, audit.Event.REFRESH, at=now, origin=origin, user_id=user.id, session_id=session.id
+    )
     return _token_response(context, user, session, granted, now)
 
 
-async def revoke_refresh_token(
-    context: AppContext, db: AsyncSession, token: str, reason: str, now: datetime
-) -> bool:
-    """End the session of any genuine refresh token of it, current or rotated."""
+def _session_of(context: AppContext, token: str) -> uuid.UUID | None:
+    """The session of any genuine refresh token (current or rotated) or valid access
+    token of ours; None for anything else."""
     presented = context.refresh_tokens.decode(token)
-    if presented is None:
-        return False
-    return await sessions.revoke(db, presented.session_id, reason, now)
+    if presented is not None:
+        return presented.session_id
+    try:
+        return uuid.UUID(context.access_tokens.verify(token)["sid"])
+    except InvalidToken:
+        return None
 
 
-async def revoke_token(context: AppContext, db: AsyncSession, *, token: str, now: datetime) -> None:
+async def logout(
+    context: AppContext,
+    db: AsyncSession,
+    *,
+    refresh_token: str | None,
+    access_token: str | None,
+    now: datetime,
+    origin: Origin,
+) -> None:
+    """End the session of the refresh token, else of the bearer access token. An
+    unknown refresh token ends nothing and is no error: the client is logged out."""
+    if refresh_token:
+        session_id = context.refresh_tokens.decode(refresh_token)
+        if session_id is None:
+            return
+        target = session_id.session_id
+    elif access_token:
+        target = uuid.UUID(context.access_tokens.verify(access_token)["sid"])
+    else:
+        raise AuthenticationRequired()
+    await sessions.end_session(
+        db, target, reason=RevokeReason.LOGOUT, event=audit.Event.LOGOUT, now=now, origin=origin
+    )
+
+
+async def revoke_token(
+    context: AppContext, db: AsyncSession, *, token: str, now: datetime, origin: Origin
+) -> None:
     """RFC 7009: a refresh token ends its session; so does one of our access tokens
     (§2.1 allows revoking the related refresh token). Anything else is ignored."""
-    if await revoke_refresh_token(context, db, token, RevokeReason.REVOKED, now):
-        return
-    try:
-        claims = context.access_tokens.verify(token)
-    except InvalidToken:
-        return
-    await sessions.revoke(db, uuid.UUID(claims["sid"]), RevokeReason.REVOKED, now)
+    session_id = _session_of(context, token)
+    if session_id is not None:
+        await sessions.end_session(
+            db,
+            session_id,
+            reason=RevokeReason.REVOKED,
+            event=audit.Event.REVOKE,
+            now=now,
+            origin=origin,
+        )

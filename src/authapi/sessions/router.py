@@ -4,8 +4,9 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from authapi.dependencies import DbSession, Now
-from authapi.errors import NO_STORE, AuthenticationRequired, InvalidToken, NotFound, responses
+from authapi.audit import service as audit
+from authapi.dependencies import ClientOrigin, DbSession, Now
+from authapi.errors import AuthenticationRequired, InvalidToken, NotFound, responses
 from authapi.sessions import service
 from authapi.sessions.schemas import SessionOut
 from authapi.sessions.service import RevokeReason
@@ -17,11 +18,8 @@ AUTH_ERRORS = responses(AuthenticationRequired, InvalidToken)
 
 
 @router.get("/sessions", response_model=list[SessionOut], responses=AUTH_ERRORS)
-async def list_sessions(
-    claims: CurrentClaims, db: DbSession, now: Now, response: Response
-) -> list[SessionOut]:
+async def list_sessions(claims: CurrentClaims, db: DbSession, now: Now) -> list[SessionOut]:
     """The caller's active sessions, most recently used first."""
-    response.headers.update(NO_STORE)
     current = uuid.UUID(claims["sid"])
     rows = await service.list_active(db, uuid.UUID(claims["sub"]), now)
     return [
@@ -45,13 +43,20 @@ async def list_sessions(
     responses={**AUTH_ERRORS, **responses(NotFound)},
 )
 async def delete_session(
-    session_id: uuid.UUID, claims: CurrentClaims, db: DbSession, now: Now
+    session_id: uuid.UUID, claims: CurrentClaims, db: DbSession, now: Now, origin: ClientOrigin
 ) -> Response:
     """Revoke one of the caller's sessions (404 for anybody else's)."""
     session = await service.get_own(db, uuid.UUID(claims["sub"]), session_id)
     if session is None:
         raise NotFound("No such session.")
-    await service.revoke(db, session.id, RevokeReason.SESSION_DELETED, now)
+    await service.end_session(
+        db,
+        session.id,
+        reason=RevokeReason.SESSION_DELETED,
+        event=audit.Event.SESSION_REVOKED,
+        now=now,
+        origin=origin,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -61,7 +66,18 @@ async def delete_session(
     response_class=Response,
     responses=AUTH_ERRORS,
 )
-async def delete_all_sessions(claims: CurrentClaims, db: DbSession, now: Now) -> Response:
+async def delete_all_sessions(
+    claims: CurrentClaims, db: DbSession, now: Now, origin: ClientOrigin
+) -> Response:
     """Log out everywhere: revoke every session of the caller, this one included."""
-    await service.revoke_all(db, uuid.UUID(claims["sub"]), RevokeReason.LOGOUT_EVERYWHERE, now)
+    user_id = uuid.UUID(claims["sub"])
+    await service.revoke_all(db, user_id, RevokeReason.LOGOUT_EVERYWHERE, now)
+    audit.record(
+        db,
+        audit.Event.ALL_SESSIONS_REVOKED,
+        at=now,
+        origin=origin,
+        user_id=user_id,
+        session_id=uuid.UUID(claims["sid"]),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

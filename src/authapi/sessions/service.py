@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, CursorResult, Update, case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authapi.audit import service as audit
+from authapi.client_address import Origin
 from authapi.errors import InvalidGrant, RefreshTokenReused
 from authapi.sessions.models import LoginSession
 from authapi.sessions.refresh_tokens import RefreshTokenClaims
@@ -122,7 +124,7 @@ async def rotate(
             session.user_id,
             behind,
         )
-        raise RefreshTokenReused()
+        raise RefreshTokenReused(session.user_id)
     raise InvalidGrant()  # a generation from the future: only a leaked key makes one
 
 
@@ -135,11 +137,28 @@ def _revoke_where(now: datetime, reason: str, *conditions: ColumnElement[bool]) 
     )
 
 
-async def revoke(db: AsyncSession, session_id: uuid.UUID, reason: str, now: datetime) -> bool:
-    result: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
-        _revoke_where(now, reason, LoginSession.id == session_id)
+async def revoke(
+    db: AsyncSession, session_id: uuid.UUID, reason: str, now: datetime
+) -> uuid.UUID | None:
+    """End a session; returns its user's id, or None if it was not active."""
+    return await db.scalar(
+        _revoke_where(now, reason, LoginSession.id == session_id).returning(LoginSession.user_id)
     )
-    return bool(result.rowcount)
+
+
+async def end_session(
+    db: AsyncSession,
+    session_id: uuid.UUID,
+    *,
+    reason: str,
+    event: audit.Event,
+    now: datetime,
+    origin: Origin,
+) -> None:
+    """Revoke a session (if it is still active) and record who ended it."""
+    user_id = await revoke(db, session_id, reason, now)
+    if user_id is not None:
+        audit.record(db, event, at=now, origin=origin, user_id=user_id, session_id=session_id)
 
 
 async def revoke_all(

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from authapi.dependencies import Context
-from authapi.errors import NO_STORE, AuthenticationRequired, InvalidToken, responses
+from authapi.errors import AuthenticationRequired, InvalidToken, responses
 from authapi.tokens.dependencies import CurrentClaims
 from authapi.tokens.schemas import AccessClaims
 
@@ -24,7 +24,6 @@ async def jwks(context: Context, response: Response) -> dict[str, Any]:
     response_model=AccessClaims,
     responses=responses(AuthenticationRequired, InvalidToken),
 )
-async def whoami(claims: CurrentClaims, response: Response) -> dict[str, Any]:
+async def whoami(claims: CurrentClaims) -> dict[str, Any]:
     """The verified claims of the caller's access token; answered without the database."""
-    response.headers.update(NO_STORE)
     return claims

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 
 from authapi.dependencies import DbSession
-from authapi.errors import InvalidToken
+from authapi.errors import Forbidden, InvalidToken
 from authapi.tokens.dependencies import CurrentClaims
 from authapi.users import service
 from authapi.users.models import User
@@ -21,3 +21,18 @@ async def current_user(db: DbSession, claims: CurrentClaims) -> User:
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_role(role: str) -> Any:
+    """A dependency that admits only callers whose current role (read from the
+    database, so a demotion takes effect at once) is `role`."""
+
+    async def check(user: CurrentUser) -> User:
+        if user.role != role:
+            raise Forbidden()
+        return user
+
+    return Depends(check)
+
+
+AdminUser = Annotated[User, require_role("admin")]

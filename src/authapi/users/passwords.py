@@ -1,4 +1,4 @@
-"""Password hashing with argon2id, off the event loop.
+"""Password hashing with argon2id, off the event loop, a bounded number at a time.
 
 Cost defaults follow the OWASP password storage cheat sheet (argon2id, m=19 MiB, t=2,
 p=1) and are settings. Hashes made with an older cost or scheme still verify and are
@@ -16,6 +16,7 @@ from typing import TypeVar
 from passlib.context import CryptContext
 
 from authapi.config import Settings
+from authapi.errors import ServiceUnavailable
 
 T = TypeVar("T")
 
@@ -43,10 +44,16 @@ class PasswordHasher:
         self._executor = ThreadPoolExecutor(
             max_workers=settings.hash_workers, thread_name_prefix="authapi-hash"
         )
+        # Hashes running or waiting. Bounded: each running argon2id hash holds its
+        # memory cost, and a flood must neither exhaust memory nor keep queued logins
+        # waiting for ever; past the bound a login is refused at once with 503.
+        self.max_pending = settings.hash_workers + settings.hash_queue
+        self.pending = 0
         self._dummy_hash: str | None = None
-        self.pending = 0  # hashes submitted and not finished: the queue depth
 
     async def _run(self, func: Callable[..., T], *args: object) -> T:
+        if self.pending >= self.max_pending:
+            raise ServiceUnavailable("Too many logins at once; try again shortly.")
         loop = asyncio.get_running_loop()
         self.pending += 1
         try:

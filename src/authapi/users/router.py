@@ -4,16 +4,19 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from authapi.dependencies import Context, DbSession, Now
+from authapi.audit import service as audit
+from authapi.dependencies import ClientOrigin, Context, DbSession, Now
 from authapi.errors import (
-    NO_STORE,
     AuthenticationRequired,
     EmailTaken,
     InvalidRequest,
     InvalidToken,
+    RateLimited,
+    ServiceUnavailable,
     WrongPassword,
     responses,
 )
+from authapi.ratelimit.dependencies import limit_by_address
 from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason
 from authapi.tokens.dependencies import CurrentClaims
@@ -30,22 +33,22 @@ AUTH_ERRORS = responses(AuthenticationRequired, InvalidToken)
     "/users",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=responses(InvalidRequest, EmailTaken),
+    responses=responses(InvalidRequest, EmailTaken, RateLimited, ServiceUnavailable),
+    dependencies=[limit_by_address("register")],
 )
 async def register(
-    body: UserCreate, response: Response, context: Context, db: DbSession, now: Now
+    body: UserCreate, context: Context, db: DbSession, now: Now, origin: ClientOrigin
 ) -> UserOut:
     """Register with an email address and a password of 8 to 128 characters."""
     user = await service.create_user(
         db, context.hasher, email=body.email, password=body.password, now=now
     )
-    response.headers.update(NO_STORE)
+    audit.record(db, audit.Event.USER_REGISTERED, at=now, origin=origin, user_id=user.id)
     return UserOut.model_validate(user)
 
 
 @router.get("/users/me", response_model=UserOut, responses=AUTH_ERRORS)
-async def me(user: CurrentUser, response: Response) -> UserOut:
-    response.headers.update(NO_STORE)
+async def me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user)
 
 
@@ -53,7 +56,10 @@ async def me(user: CurrentUser, response: Response) -> UserOut:
     "/users/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={**AUTH_ERRORS, **responses(InvalidRequest, WrongPassword)},
+    responses={
+        **AUTH_ERRORS,
+        **responses(InvalidRequest, WrongPassword, RateLimited, ServiceUnavailable),
+    },
 )
 async def change_password(
     body: PasswordChange,
@@ -62,12 +68,26 @@ async def change_password(
     context: Context,
     db: DbSession,
     now: Now,
+    origin: ClientOrigin,
 ) -> Response:
     """Change the password; every other session of the caller ends."""
-    await service.change_password(
-        db, context.hasher, user, current=body.current_password, new=body.new_password
-    )
-    await sessions.revoke_all(
-        db, user.id, RevokeReason.PASSWORD_CHANGED, now, keep=uuid.UUID(claims["sid"])
+    # A stolen access token must not become a way around the login throttle.
+    await context.rate_limiter.check_account(user.email)
+    try:
+        await service.change_password(
+            db, context.hasher, user, current=body.current_password, new=body.new_password
+        )
+    except WrongPassword:
+        await context.rate_limiter.record_failure(user.email)
+        raise
+    current_session = uuid.UUID(claims["sid"])
+    await sessions.revoke_all(db, user.id, RevokeReason.PASSWORD_CHANGED, now, keep=current_session)
+    audit.record(
+        db,
+        audit.Event.PASSWORD_CHANGED,
+        at=now,
+        origin=origin,
+        user_id=user.id,
+        session_id=current_session,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

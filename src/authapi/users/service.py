@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi.errors import EmailTaken, InvalidGrant, WrongPassword
+from authapi.db import release_connection
+from authapi.errors import EmailTaken, LoginFailed, WrongPassword
 from authapi.users.emails import normalize_email
 from authapi.users.models import User
 from authapi.users.passwords import PasswordHasher
@@ -47,21 +48,30 @@ async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await db.get(User, user_id)
 
 
-async def authenticate(
-    db: AsyncSession, hasher: PasswordHasher, *, username: str, password: str
-) -> User:
-    """The password grant's check. Every failure is the same InvalidGrant, reached
-    after one hash verification, so neither answer nor timing tells which part failed."""
+async def id_for_email(db: AsyncSession, email: str) -> uuid.UUID | None:
+    return await db.scalar(select(User.id).where(User.email == email))
+
+
+def login_name(username: str) -> str:
+    """The account a login names: the normalised email, or the lowercased input when it
+    is not an email address (no account has it, but it is throttled all the same)."""
     try:
-        email = normalize_email(username)
+        return normalize_email(username)
     except ValueError:
-        email = None
-    user = None
-    if email is not None:
-        user = await db.scalar(select(User).where(User.email == email))
+        return username.strip().lower()
+
+
+async def authenticate(
+    db: AsyncSession, hasher: PasswordHasher, *, email: str, password: str
+) -> User:
+    """The password grant's check, for a `login_name`. Every failure is the same
+    InvalidGrant, reached after one hash verification, so neither the answer nor its
+    timing tells which part failed."""
+    user = await db.scalar(select(User).where(User.email == email))
+    await release_connection(db)
     matches, new_hash = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not matches or not user.is_active:
-        raise InvalidGrant("Invalid email or password.")
+        raise LoginFailed(user.id if user else None)
     if new_hash is not None:
         user.password_hash = new_hash
         await db.flush()
@@ -71,6 +81,7 @@ async def authenticate(
 async def change_password(
     db: AsyncSession, hasher: PasswordHasher, user: User, *, current: str, new: str
 ) -> None:
+    await release_connection(db)
     matches, _ = await hasher.verify(current, user.password_hash)
     if not matches:
         raise WrongPassword()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Integer, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from authapi.db import Base, UTCDateTime
+
+
+class AuditEvent(Base):
+    """One authentication event. Never holds a secret: no password, token or hash."""
+
+    __tablename__ = "audit_events"
+
+    # Sequential, for keyset pagination (SQLite only auto-increments an INTEGER key).
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    # No foreign keys: the trail outlives the users and sessions it mentions.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    detail: Mapped[str | None] = mapped_column(String(128))

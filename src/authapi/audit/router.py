@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from authapi.audit import service
+from authapi.audit.schemas import AuditEventOut, AuditPage
+from authapi.audit.service import Event
+from authapi.dependencies import DbSession
+from authapi.errors import AuthenticationRequired, Forbidden, InvalidToken, responses
+from authapi.users.dependencies import AdminUser
+
+router = APIRouter(tags=["admin"])
+
+
+@router.get(
+    "/admin/audit",
+    response_model=AuditPage,
+    responses=responses(AuthenticationRequired, InvalidToken, Forbidden),
+)
+async def list_audit_events(
+    _admin: AdminUser,
+    db: DbSession,
+    event: Event | None = None,
+    user_id: uuid.UUID | None = None,
+    since: Annotated[AwareDatetime | None, Query(description="events at or after")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="events before")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, description="next_before of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> AuditPage:
+    """The audit trail, newest first, filtered and paginated (admin role)."""
+    rows = await service.list_events(
+        db, limit=limit, before=before, event=event, user_id=user_id, since=since, until=until
+    )
+    return AuditPage(
+        items=[AuditEventOut.model_validate(row) for row in rows],
+        next_before=rows[-1].id if len(rows) == limit else None,
+    )

@@ -1,0 +1,111 @@
+"""The audit trail: who did what to which account, when, and from where."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from authapi.audit.models import AuditEvent
+from authapi.client_address import Origin
+from authapi.errors import DATABASE_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+
+class Event(enum.StrEnum):
+    USER_REGISTERED = "user_registered"
+    LOGIN_SUCCEEDED = "login_succeeded"
+    LOGIN_FAILED = "login_failed"
+    REFRESH = "refresh"
+    REUSE_DETECTED = "reuse_detected"
+    LOGOUT = "logout"
+    REVOKE = "revoke"  # RFC 7009 /revoke
+    SESSION_REVOKED = "session_revoked"  # DELETE /sessions/{id}
+    ALL_SESSIONS_REVOKED = "all_sessions_revoked"  # DELETE /sessions
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name
+    RATE_LIMITED = "rate_limited"
+    ADMIN_ACTION = "admin_action"
+
+
+def record(
+    db: AsyncSession,
+    event: Event,
+    *,
+    at: datetime,
+    origin: Origin,
+    user_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+    detail: str | None = None,
+) -> None:
+    """Add an event to the request's transaction: it is kept if the request commits."""
+    db.add(
+        AuditEvent(
+            at=at,
+            event=event.value,
+            user_id=user_id,
+            session_id=session_id,
+            ip=origin.ip,
+            user_agent=origin.user_agent,
+            detail=detail,
+        )
+    )
+
+
+async def record_now(
+    maker: async_sessionmaker[AsyncSession],
+    event: Event,
+    *,
+    at: datetime,
+    origin: Origin,
+    **fields: Any,
+) -> None:
+    """Record in a transaction of its own, for requests that are refused before or
+    without theirs (rate limits). Best effort: an unreachable database must not turn
+    a 429 into a 503."""
+    try:
+        async with maker() as db:
+            record(db, event, at=at, origin=origin, **fields)
+            await db.commit()
+    except DATABASE_UNAVAILABLE as exc:
+        logger.warning("audit event %s not recorded: %s", event.value, type(exc).__name__)
+
+
+async def list_events(
+    db: AsyncSession,
+    *,
+    limit: int,
+    before: int | None = None,
+    event: Event | None = None,
+    user_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[AuditEvent]:
+    """Newest first; pass the last id seen as `before` for the next page."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(AuditEvent.id < before)
+    if event is not None:
+        query = query.where(AuditEvent.event == event.value)
+    if user_id is not None:
+        query = query.where(AuditEvent.user_id == user_id)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    return list(await db.scalars(query))
+
+
+async def prune_batch(db: AsyncSession, older_than: datetime, limit: int) -> int:
+    batch = select(AuditEvent.id).where(AuditEvent.at < older_than).limit(limit)
+    result: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
+        delete(AuditEvent)
+        .where(AuditEvent.id.in_(batch.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

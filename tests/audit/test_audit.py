@@ -1,0 +1,231 @@
+"""The audit trail: every auth event recorded, no secret in it, readable by admins."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from authapi.audit.models import AuditEvent
+from authapi.context import AppContext
+from authapi.users.models import User
+from tests.conftest import FakeClock
+from tests.factories import PASSWORD, bearer, login, refresh, register, registered_login
+from tests.test_cli import authapi_env, run_authapi
+
+
+async def events(context: AppContext) -> list[AuditEvent]:
+    async with context.sessionmaker() as db:
+        return list(await db.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+
+
+async def event_names(context: AppContext) -> list[str]:
+    return [e.event for e in await events(context)]
+
+
+async def make_admin(client: httpx.AsyncClient, context: AppContext) -> dict[str, Any]:
+    user = await register(client)
+    async with context.sessionmaker() as db:
+        await db.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(role="admin"))
+        await db.commit()
+    return await login(client, user["email"])
+
+
+class TestRecording:
+    async def test_a_whole_flow_is_recorded(
+        self, client: httpx.AsyncClient, context: AppContext, clock: FakeClock
+    ) -> None:
+        user = await register(client)
+        await client.post(
+            "/token",
+            data={"grant_type": "password", "username": user["email"], "password": "wrong one"},
+            headers={"User-Agent": "Attacker/1.0"},
+        )
+        await client.post(
+            "/token",
+            data={"grant_type": "password", "username": "nobody@example.com", "password": "x"},
+        )
+        tokens = await login(client, user["email"])
+        rotated = (await refresh(client, tokens["refresh_token"])).json()
+        second = await login(client, user["email"])
+        sid = (await client.get("/whoami", headers=bearer(second))).json()["sid"]
+        await client.delete(f"/sessions/{sid}", headers=bearer(rotated))
+        await client.post(
+            "/users/me/password",
+            json={"current_password": PASSWORD, "new_password": "a new password"},
+            headers=bearer(rotated),
+        )
+        third = await login(client, user["email"], "a new password")
+        await client.post("/revoke", data={"token": third["refresh_token"]})
+        fourth = await login(client, user["email"], "a new password")
+        await client.post("/logout", json={"refresh_token": fourth["refresh_token"]})
+        fifth = await login(client, user["email"], "a new password")
+        (await refresh(client, fifth["refresh_token"])).json()
+        clock.advance(60)
+        await refresh(client, fifth["refresh_token"])  # replay after the grace window
+        await client.delete("/sessions", headers=bearer(rotated))
+
+        assert await event_names(context) == [
+            "user_registered",
+            "login_failed",
+            "login_failed",
+            "login_succeeded",
+            "refresh",
+            "login_succeeded",
+            "session_revoked",
+            "password_changed",
+            "login_succeeded",
+            "revoke",
+            "login_succeeded",
+            "logout",
+            "login_succeeded",
+            "refresh",
+            "reuse_detected",
+            "all_sessions_revoked",
+        ]
+        recorded = await events(context)
+        failed_known, failed_unknown = recorded[1], recorded[2]
+        assert str(failed_known.user_id) == user["id"]
+        assert failed_known.user_agent == "Attacker/1.0"
+        assert failed_unknown.user_id is None
+        assert all(e.ip for e in recorded)
+        reuse = recorded[-2]
+        assert str(reuse.user_id) == user["id"]
+        assert reuse.session_id is not None
+
+    async def test_no_secret_is_ever_recorded(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        user, tokens = await registered_login(client)
+        rotated = (await refresh(client, tokens["refresh_token"])).json()
+        await client.post(
+            "/token",
+            data={"grant_type": "password", "username": user["email"], "password": "my wrong pw"},
+        )
+        await client.post("/logout", json={"refresh_token": rotated["refresh_token"]})
+        async with context.engine.connect() as connection:
+            dumped = repr((await connection.exec_driver_sql("SELECT * FROM audit_events")).all())
+        secrets = [PASSWORD, "my wrong pw", tokens["access_token"], rotated["access_token"]]
+        secrets += [t["refresh_token"].removeprefix("rt_") for t in (tokens, rotated)]
+        for secret in secrets:
+            assert secret not in dumped
+
+    @pytest.mark.parametrize("settings_overrides", [{"rate_limit_token": "1/minute"}])
+    async def test_rate_limiting_is_recorded_once_a_minute(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        for _ in range(5):
+            await client.post("/token", data={"grant_type": "password"})
+        names = await event_names(context)
+        assert names.count("rate_limited") == 1
+        assert (await events(context))[-1].detail == "token"
+
+    @pytest.mark.parametrize("settings_overrides", [{"rate_limit_login_failures": "1/minute"}])
+    async def test_account_throttling_is_recorded(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        user = await register(client)
+        for _ in range(4):
+            await client.post(
+                "/token",
+                data={"grant_type": "password", "username": user["email"], "password": "nope"},
+            )
+        throttled = [e for e in await events(context) if e.event == "rate_limited"]
+        assert len(throttled) == 1
+        assert throttled[0].detail == "login_failures"
+        assert str(throttled[0].user_id) == user["id"]
+
+
+class TestAdminAudit:
+    async def test_needs_an_admin(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/admin/audit")).status_code == 401
+        _, tokens = await registered_login(client)
+        response = await client.get("/admin/audit", headers=bearer(tokens))
+        assert response.status_code == 403
+        assert response.json()["error"] == "insufficient_role"
+
+    async def test_lists_newest_first_with_filters(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        alice, _ = await registered_login(client)
+        await registered_login(client)
+        admin = await make_admin(client, context)
+        response = await client.get("/admin/audit", headers=bearer(admin))
+        assert response.status_code == 200
+        assert response.headers["cache-control"] == "no-store"
+        items = response.json()["items"]
+        assert [i["id"] for i in items] == sorted((i["id"] for i in items), reverse=True)
+        assert len(items) == 6
+
+        by_user = await client.get(
+            "/admin/audit", params={"user_id": alice["id"]}, headers=bearer(admin)
+        )
+        assert {i["event"] for i in by_user.json()["items"]} == {
+            "user_registered",
+            "login_succeeded",
+        }
+        by_event = await client.get(
+            "/admin/audit", params={"event": "login_succeeded"}, headers=bearer(admin)
+        )
+        assert len(by_event.json()["items"]) == 3
+        future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        later = await client.get("/admin/audit", params={"since": future}, headers=bearer(admin))
+        assert later.json()["items"] == []
+        earlier = await client.get("/admin/audit", params={"until": future}, headers=bearer(admin))
+        assert len(earlier.json()["items"]) == 6
+
+    async def test_pagination(self, client: httpx.AsyncClient, context: AppContext) -> None:
+        for _ in range(3):
+            await registered_login(client)
+        admin = await make_admin(client, context)
+        seen: list[int] = []
+        params: dict[str, Any] = {"limit": 3}
+        for _ in range(10):
+            page = (await client.get("/admin/audit", params=params, headers=bearer(admin))).json()
+            seen += [i["id"] for i in page["items"]]
+            if page["next_before"] is None:
+                break
+            params["before"] = page["next_before"]
+        assert len(seen) == 8
+        assert seen == sorted(seen, reverse=True)
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"limit": 0},
+            {"limit": 201},
+            {"before": -1},
+            {"event": "made_up"},
+            {"user_id": "nope"},
+            {"since": "2026-01-01T00:00:00"},  # no time zone: ambiguous
+        ],
+    )
+    async def test_bad_filters_are_422(
+        self, client: httpx.AsyncClient, context: AppContext, params: dict[str, Any]
+    ) -> None:
+        admin = await make_admin(client, context)
+        response = await client.get("/admin/audit", params=params, headers=bearer(admin))
+        assert response.status_code == 422
+        assert response.json()["error"] == "invalid_request"
+
+
+class TestPrune:
+    async def test_old_events_are_pruned(
+        self, client: httpx.AsyncClient, context: AppContext, database_url: str, tmp_path: Path
+    ) -> None:
+        await registered_login(client)
+        async with context.sessionmaker() as db:
+            await db.execute(update(AuditEvent).values(at=datetime.now(UTC) - timedelta(days=91)))
+            await db.commit()
+        await registered_login(client)
+        result = run_authapi(
+            "prune", env=authapi_env(database_url, context.settings.data_dir), cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        assert "deleted 2 audit events older than 90 days" in result.stdout
+        assert await event_names(context) == ["user_registered", "login_succeeded"]
