@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+
+from authapi.context import AppContext
 
 PASSWORD = "correct horse battery"
 _counter = itertools.count()
@@ -50,3 +55,18 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Respon
 def bearer(tokens: dict[str, Any] | str) -> dict[str, str]:
     token = tokens if isinstance(tokens, str) else tokens["access_token"]
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def hashing_blocked(context: AppContext) -> Iterator[None]:
+    """Keep every password-hashing thread busy until the block ends (always released,
+    so a failing test cannot leave a thread waiting for ever)."""
+    release = threading.Event()
+    hasher = context.hasher
+    blockers = [hasher._executor.submit(release.wait) for _ in range(context.settings.hash_workers)]
+    try:
+        yield
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result()

@@ -9,8 +9,10 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -37,9 +39,17 @@ class CommandError(Exception):
 
 def _settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         raise CommandError(f"invalid settings:\n{exc}") from None
+    database = make_url(settings.resolved_database_url).database
+    if settings.database_url and settings.is_sqlite and database:
+        # Said plainly here: aiosqlite's own failure to open the file races the shutdown
+        # of the event loop and can end in a traceback from its thread.
+        folder = Path(database).parent
+        if not folder.is_dir():
+            raise CommandError(f"cannot use the database: the folder {folder} does not exist")
+    return settings
 
 
 def cmd_migrate(_args: argparse.Namespace) -> None:

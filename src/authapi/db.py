@@ -76,7 +76,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # When the server stops, crashes or restarts, asyncpg reports the lost connection
         # in ways SQLAlchemy does not all recognise as a disconnect: a session the server
         # terminated (SQLSTATE 57P01-57P05), "cannot connect now" while it shuts down or
-        # starts (57P03), a connection exception (class 08), or an InternalClientError
+        # starts (57P03), a connection exception (class 08), too many connections or
+        # another lack of resources (class 53), or an InternalClientError
         # when the server's farewell arrives between two queries and leaves the protocol
         # stuck. Marked as disconnects, they make SQLAlchemy discard the connection (and
         # recycle the pool's others, dead as well) instead of handing it out again, and
@@ -84,7 +85,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         error = context.original_exception
         sqlstate = str(getattr(error, "sqlstate", None) or "")
         internal = getattr(engine.dialect.loaded_dbapi, "InternalClientError", ())
-        if sqlstate.startswith(("08", "57P")) or isinstance(error, internal):
+        if sqlstate.startswith(("08", "53", "57P")) or isinstance(error, internal):
             context.is_disconnect = True
 
     return engine

@@ -197,14 +197,15 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    # Other DBAPIErrors reach here too (see DATABASE_UNAVAILABLE): only those whose
-    # connection was lost are an outage; a constraint or a bad statement stays a 500.
+    # Every DBAPIError reaches here (see DATABASE_UNAVAILABLE), but only one whose
+    # connection was lost is an outage. Any other (a constraint, a bad statement) is a
+    # bug: re-raised, it reaches the catch-all as before (a 500, and the server logs it).
     if (
         isinstance(exc, sa_exc.DBAPIError)
         and not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
         and not exc.connection_invalidated
     ):
-        return await _unexpected(_request, exc)
+        raise exc
     logger.warning("database unavailable: %s", type(exc).__name__)
     unavailable = ServiceUnavailable("The database is unavailable; try again shortly.")
     return await _domain_error(_request, unavailable)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 
 import httpx
@@ -13,7 +12,7 @@ from sqlalchemy import func, select, update
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
 from authapi.users.models import User
-from tests.factories import PASSWORD, bearer, login, register, registered_login
+from tests.factories import PASSWORD, bearer, hashing_blocked, login, register, registered_login
 
 
 async def session_count(context: AppContext) -> int:
@@ -69,30 +68,24 @@ class TestPasswordGrant:
     ) -> None:
         # The timing equaliser: an unknown email costs one hash verification too.
         # Occupy every hashing thread, then watch the login queue for one.
-        release = threading.Event()
         hasher = context.hasher
-        blockers = [
-            hasher._executor.submit(release.wait) for _ in range(context.settings.hash_workers)
-        ]
-        login_task = asyncio.create_task(
-            client.post(
-                "/token",
-                data={
-                    "grant_type": "password",
-                    "username": "ghost@example.com",
-                    "password": "x" * 9,
-                },
+        with hashing_blocked(context):
+            login_task = asyncio.create_task(
+                client.post(
+                    "/token",
+                    data={
+                        "grant_type": "password",
+                        "username": "ghost@example.com",
+                        "password": "x" * 9,
+                    },
+                )
             )
-        )
-        for _ in range(10_000):
-            if hasher.pending:
-                break
-            await asyncio.sleep(0)
-        assert hasher.pending == 1
-        assert not login_task.done()
-        release.set()
-        for blocker in blockers:
-            blocker.result()
+            for _ in range(10_000):
+                if hasher.pending:
+                    break
+                await asyncio.sleep(0)
+            assert hasher.pending == 1
+            assert not login_task.done()
         assert (await login_task).json()["error"] == "invalid_grant"
 
     async def test_disabled_user_gets_invalid_grant(

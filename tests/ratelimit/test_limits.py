@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from asgi_lifespan import LifespanManager
 from authapi.app import create_app
 from authapi.context import AppContext
 from tests.conftest import make_settings
-from tests.factories import PASSWORD, bearer, register, registered_login
+from tests.factories import PASSWORD, bearer, hashing_blocked, register, registered_login
 
 REDIS_URL = "redis://127.0.0.1:6379"
 
@@ -174,19 +173,10 @@ class TestFailedLogins:
         for _ in range(3):
             await client.post("/token", data=password_form("ghost@example.com", "guess"))
         # With every hashing thread blocked, a throttled attempt still answers at once.
-        release = threading.Event()
-        blockers = [
-            context.hasher._executor.submit(release.wait)
-            for _ in range(context.settings.hash_workers)
-        ]
-        try:
+        with hashing_blocked(context):
             response = await client.post("/token", data=password_form("ghost@example.com"))
             assert_rate_limited(response, 900)
             assert context.hasher.pending == 0
-        finally:
-            release.set()
-            for blocker in blockers:
-                blocker.result()
 
     async def test_wrong_current_password_counts_too(self, client: httpx.AsyncClient) -> None:
         user, tokens = await registered_login(client)
@@ -268,25 +258,21 @@ class TestBoundedHashing:
         self, client: httpx.AsyncClient, context: AppContext
     ) -> None:
         user = await register(client)
-        release = threading.Event()
-        blocker = context.hasher._executor.submit(release.wait)
-        # The blocker holds the only worker, so every login below waits for it.
-        tasks = [
-            asyncio.create_task(client.post("/token", data=password_form(user["email"])))
-            for _ in range(6)
-        ]
-        for _ in range(100_000):
-            if sum(task.done() for task in tasks) == 3:
-                break
-            await asyncio.sleep(0)
-        refused = [task.result() for task in tasks if task.done()]
-        assert len(refused) == 3
-        for response in refused:
-            assert response.status_code == 503
-            assert response.json()["error"] == "temporarily_unavailable"
-            assert response.headers["retry-after"] == "1"
-        assert context.hasher.pending == 3  # 1 worker + 2 queued (one of them: the blocker's slot)
-        release.set()
-        blocker.result()
+        with hashing_blocked(context):  # its thread is the only one: every login waits
+            tasks = [
+                asyncio.create_task(client.post("/token", data=password_form(user["email"])))
+                for _ in range(6)
+            ]
+            for _ in range(100_000):
+                if sum(task.done() for task in tasks) == 3:
+                    break
+                await asyncio.sleep(0)
+            refused = [task.result() for task in tasks if task.done()]
+            assert len(refused) == 3
+            for response in refused:
+                assert response.status_code == 503
+                assert response.json()["error"] == "temporarily_unavailable"
+                assert response.headers["retry-after"] == "1"
+            assert context.hasher.pending == 3  # 1 hashing (after the block) + 2 queued
         answered = await asyncio.gather(*tasks)
         assert sorted(r.status_code for r in answered) == [200, 200, 200, 503, 503, 503]
