@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import re
+
 import httpx
+import pytest
 
 
 async def test_openapi_documents_every_contract_endpoint(client: httpx.AsyncClient) -> None:
@@ -32,7 +35,30 @@ async def test_openapi_documents_every_contract_endpoint(client: httpx.AsyncClie
     assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "token"
 
 
-async def test_docs_page(client: httpx.AsyncClient) -> None:
+async def test_docs_page_needs_no_internet(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+    # Every asset is ours: no CDN, no validator badge.
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", response.text)
+    assert assets
+    for asset in assets:
+        assert asset.startswith("/docs/static/"), asset
+        assert (await client.get(asset)).status_code == 200
+    assert "validatorUrl" in response.text
+    assert "cdn" not in response.text.lower()
+    assert (await client.get("/redoc")).status_code == 404
+
+
+async def test_demo_spa_is_off_by_default(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/demo/")).status_code == 404
+
+
+@pytest.mark.parametrize("settings_overrides", [{"demo_spa": True}])
+async def test_demo_spa_when_enabled(client: httpx.AsyncClient) -> None:
+    page = await client.get("/demo/")
+    assert page.status_code == 200
+    assert "authapi demo" in page.text
+    script = await client.get("/demo/app.js")
+    assert script.status_code == 200
+    assert "X-Token-Delivery" in script.text

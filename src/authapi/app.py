@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from authapi import health
 from authapi.audit.router import router as audit_router
@@ -14,9 +15,12 @@ from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.db import create_engine, create_sessionmaker
+from authapi.demo import install_demo
 from authapi.dependencies import refuse_secrets_in_query
+from authapi.docs import install_docs
 from authapi.errors import install_error_handlers
 from authapi.middleware import SecurityHeaders, SizeLimits
+from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
 from authapi.ratelimit.service import RateLimiter
 from authapi.sessions.refresh_tokens import RefreshTokenCodec, load_refresh_token_key
@@ -68,6 +72,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await context.engine.dispose()
 
     app = FastAPI(
+        docs_url=None,  # served offline by install_docs below
+        redoc_url=None,
         title="authapi",
         version="0.1.0",
         summary="Short-lived JWT access tokens, rotating refresh tokens, revocable sessions.",
@@ -84,9 +90,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         health.router,
     ):
         app.include_router(router)
+    install_docs(app)
+    if settings.demo_spa:
+        install_demo(app)
     # The last added runs first: every answer, even a refusal of an oversized request
-    # (which never reaches the app), gets the security headers.
+    # (which never reaches the app) or a CORS preflight, gets the security headers.
     app.add_middleware(SizeLimits)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", DELIVERY_HEADER],
+            max_age=600,
+        )
     app.add_middleware(SecurityHeaders, hsts_max_age=settings.hsts_max_age)
     return app
 

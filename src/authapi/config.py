@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     client_id: str = "authapi"
     scopes: Annotated[list[str], NoDecode] = ["profile", "email"]
 
-    access_token_ttl: int = Field(default=300, ge=30, le=3600)
+    access_token_ttl: int = Field(default=300, ge=1, le=3600)
     refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
     session_idle_timeout: int = Field(default=14 * DAY, ge=60)
     session_max_lifetime: int = Field(default=30 * DAY, ge=60)
@@ -81,12 +81,21 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = []
     hsts_max_age: int = Field(default=0, ge=0)  # 0: no Strict-Transport-Security header
 
+    # Browser mode: the refresh token in an HttpOnly cookie instead of the body.
+    # Only development (http://localhost) may turn Secure off.
+    cookie_secure: bool = True
+    # Origins allowed to call with credentials (CORS) and to use the refresh cookie.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    demo_spa: bool = False  # serve the demo single-page app at /demo/
+
     audit_retention_days: int = Field(default=90, ge=1)  # `authapi prune` deletes older events
 
     db_pool_size: int = Field(default=10, ge=1)
     db_timeout: float = Field(default=5.0, gt=0)
 
-    @field_validator("scopes", "signing_key_files", "trusted_proxies", mode="before")
+    @field_validator(
+        "scopes", "signing_key_files", "trusted_proxies", "cors_origins", mode="before"
+    )
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
@@ -110,6 +119,14 @@ class Settings(BaseSettings):
         limits.parse(value)  # raises ValueError for a bad limit
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not origin.startswith(("https://", "http://")):
+                raise ValueError(f"CORS origins must be exact http(s) origins, not {origin!r}")
+        return [origin.rstrip("/") for origin in value]
+
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, value: str) -> str:
@@ -122,6 +139,8 @@ class Settings(BaseSettings):
         if self.environment != "production":
             return self
         problems = []
+        if not self.cookie_secure:
+            problems.append("AUTHAPI_COOKIE_SECURE=false is for http://localhost development only")
         if not self.signing_key_files:
             problems.append("AUTHAPI_SIGNING_KEY_FILES is required")
         secret = self.refresh_token_secret

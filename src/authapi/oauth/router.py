@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Form, Request, Response, status
 
+from authapi.config import Settings
 from authapi.dependencies import ClientOrigin, Context, DbSession, Now
 from authapi.errors import (
     NO_STORE,
@@ -20,7 +21,8 @@ from authapi.errors import (
     UnsupportedGrantType,
     responses,
 )
-from authapi.oauth import service
+from authapi.oauth import browser, service
+from authapi.oauth.browser import CsrfRejected
 from authapi.oauth.schemas import (
     LogoutRequest,
     RefreshRequest,
@@ -56,9 +58,23 @@ async def _refuse_repeated(request: Request, names: tuple[str, ...]) -> None:
             raise InvalidRequest(f"{name} is repeated")
 
 
+def _deliver(
+    issued: service.Issued, request: Request, response: Response, settings: Settings, now: Now
+) -> TokenResponse:
+    """The token response; in browser mode (the route has checked the request's
+    origin) the refresh token goes into the cookie instead."""
+    if not browser.wants_cookie(request):
+        return issued.tokens
+    refresh_token = issued.tokens.refresh_token
+    assert refresh_token is not None  # noqa: S101 - every grant issues one
+    browser.set_cookie(response, settings, refresh_token, issued.session_expires_at, now)
+    return issued.tokens.model_copy(update={"refresh_token": None})
+
+
 @router.post(
     "/token",
     response_model=TokenResponse,
+    response_model_exclude_none=True,
     responses=TOKEN_ERRORS,
     dependencies=[limit_by_address("token")],
 )
@@ -72,15 +88,18 @@ async def token(
     form: Annotated[TokenForm, Form()],
 ) -> TokenResponse:
     """RFC 6749 token endpoint: `grant_type=password` (first-party clients) or
-    `grant_type=refresh_token`, form-encoded."""
+    `grant_type=refresh_token`, form-encoded. With `X-Token-Delivery: cookie` the
+    password grant puts the refresh token in an HttpOnly cookie (browser mode)."""
     await _refuse_repeated(request, tuple(TokenForm.model_fields))
     _no_store(response)
+    if browser.wants_cookie(request):
+        browser.check_same_site(request, context.settings)
     if not form.grant_type:
         raise InvalidRequest("grant_type is required")
     if form.grant_type == "password":
         if not form.username or form.password is None:
             raise InvalidRequest("username and password are required")
-        return await service.password_grant(
+        issued = await service.password_grant(
             context,
             db,
             username=form.username,
@@ -89,22 +108,26 @@ async def token(
             now=now,
             origin=origin,
         )
+        return _deliver(issued, request, response, context.settings, now)
     if form.grant_type == "refresh_token":
         if not form.refresh_token:
             raise InvalidRequest("refresh_token is required")
-        return await service.refresh_grant(
+        issued = await service.refresh_grant(
             context, db, refresh_token=form.refresh_token, scope=form.scope, now=now, origin=origin
         )
+        return _deliver(issued, request, response, context.settings, now)
     raise UnsupportedGrantType()
 
 
 @router.post(
     "/refresh",
     response_model=TokenResponse,
-    responses=TOKEN_ERRORS,
+    response_model_exclude_none=True,
+    responses={**TOKEN_ERRORS, **responses(CsrfRejected)},
     dependencies=[limit_by_address("refresh")],
 )
 async def refresh(
+    request: Request,
     response: Response,
     context: Context,
     db: DbSession,
@@ -112,13 +135,24 @@ async def refresh(
     origin: ClientOrigin,
     body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> TokenResponse:
-    """Rotate a refresh token (JSON body): a new access token and a new refresh token."""
+    """Rotate a refresh token: a new access token and a new refresh token. The token
+    comes in the JSON body, or, in browser mode (`X-Token-Delivery: cookie`, no body),
+    from the refresh cookie, and the new one goes back into the cookie."""
     _no_store(response)
-    if body is None:
-        raise InvalidRequest("refresh_token is required")
-    return await service.refresh_grant(
-        context, db, refresh_token=body.refresh_token, scope=None, now=now, origin=origin
+    if body is not None:
+        refresh_token = body.refresh_token
+        if browser.wants_cookie(request):
+            browser.check_same_site(request, context.settings)
+    else:
+        cookie = browser.read_cookie(request, context.settings)
+        if cookie is None:
+            raise InvalidRequest("refresh_token is required (in the body, or the refresh cookie)")
+        browser.check_same_site(request, context.settings)
+        refresh_token = cookie
+    issued = await service.refresh_grant(
+        context, db, refresh_token=refresh_token, scope=None, now=now, origin=origin
     )
+    return _deliver(issued, request, response, context.settings, now)
 
 
 @router.post(
@@ -149,10 +183,11 @@ async def revoke(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(AuthenticationRequired, InvalidToken, RateLimited),
+    responses=responses(AuthenticationRequired, InvalidToken, RateLimited, CsrfRejected),
     dependencies=[limit_by_address("revoke")],
 )
 async def logout(
+    request: Request,
     context: Context,
     db: DbSession,
     now: Now,
@@ -160,17 +195,26 @@ async def logout(
     access_token: Annotated[str | None, Depends(bearer)],
     body: Annotated[LogoutRequest | None, Body()] = None,
 ) -> Response:
-    """End the current session: the one of the refresh token in the body, else the one
-    of the bearer access token."""
+    """End the current session: the one of the refresh token in the body, else of the
+    refresh cookie (browser mode, which also clears the cookie), else of the bearer
+    access token."""
+    refresh_token = body.refresh_token if body else None
+    cookie = browser.read_cookie(request, context.settings)
+    if refresh_token is None and cookie is not None:
+        browser.check_same_site(request, context.settings)
+        refresh_token = cookie
     await service.logout(
         context,
         db,
-        refresh_token=body.refresh_token if body else None,
+        refresh_token=refresh_token,
         access_token=access_token,
         now=now,
         origin=origin,
     )
-    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
+    if cookie is not None or browser.wants_cookie(request):
+        browser.clear_cookie(response, context.settings)
+    return response
 
 
 @router.get("/.well-known/oauth-authorization-server", response_model=ServerMetadata)

@@ -9,12 +9,12 @@ TokenString = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 class TokenResponse(BaseModel):
-    """RFC 6749 §5.1."""
+    """RFC 6749 §5.1. In browser mode the refresh token is in a cookie, not here."""
 
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - RFC 6750 token type
     expires_in: int
-    refresh_token: str
+    refresh_token: str | None = None
     scope: str
 
 

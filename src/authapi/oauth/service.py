@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,18 +57,27 @@ def resolve_scope(requested: str | None, allowed: list[str]) -> str:
     return " ".join(scope for scope in allowed if scope in tokens)
 
 
-def _token_response(
+@dataclass(frozen=True)
+class Issued:
+    """A token response, and until when its session lasts (the refresh cookie's life)."""
+
+    tokens: TokenResponse
+    session_expires_at: datetime
+
+
+def _issue(
     context: AppContext, user: User, session: LoginSession, scope: str, now: datetime
-) -> TokenResponse:
+) -> Issued:
     subject = AccessTokenSubject(
         user_id=user.id, session_id=session.id, role=user.role, scope=scope
     )
-    return TokenResponse(
+    tokens = TokenResponse(
         access_token=context.access_tokens.issue(subject, now),
         expires_in=context.access_tokens.ttl,
         refresh_token=context.refresh_tokens.encode(session.id, session.generation),
         scope=scope,
     )
+    return Issued(tokens=tokens, session_expires_at=session.expires_at)
 
 
 async def password_grant(
@@ -79,7 +89,7 @@ async def password_grant(
     scope: str | None,
     now: datetime,
     origin: Origin,
-) -> TokenResponse:
+) -> Issued:
     granted = resolve_scope(scope, context.settings.scopes)
     account = users.login_name(username)
     try:
@@ -119,7 +129,7 @@ async def password_grant(
         user_id=user.id,
         session_id=session.id,
     )
-    return _token_response(context, user, session, granted, now)
+    return _issue(context, user, session, granted, now)
 
 
 async def refresh_grant(
@@ -130,7 +140,7 @@ async def refresh_grant(
     scope: str | None,
     now: datetime,
     origin: Origin,
-) -> TokenResponse:
+) -> Issued:
     presented = context.refresh_tokens.decode(refresh_token)
     if presented is None:
         raise InvalidGrant()
@@ -156,7 +166,7 @@ async def refresh_grant(
     audit.record(
         db, audit.Event.REFRESH, at=now, origin=origin, user_id=user.id, session_id=session.id
     )
-    return _token_response(context, user, session, granted, now)
+    return _issue(context, user, session, granted, now)
 
 
 def _session_of(context: AppContext, token: str) -> uuid.UUID | None:
