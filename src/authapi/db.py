@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import CursorResult, DateTime, MetaData, delete, event, select
 from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
@@ -119,6 +119,22 @@ def _create_sqlite_engine(url: str, timeout: float) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def delete_batch(
+    db: AsyncSession, column: InstrumentedAttribute[Any], before: Any, limit: int
+) -> int:
+    """Delete up to `limit` rows whose `column` is below `before`: one short statement,
+    so that pruning never holds locks for long."""
+    table = column.class_
+    primary_key = table.__mapper__.primary_key[0]
+    batch = select(primary_key).where(column < before).limit(limit)
+    result: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
+        delete(table)
+        .where(primary_key.in_(batch.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
 
 
 async def release_connection(db: AsyncSession) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,16 @@ from sqlalchemy import select, update
 
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
-from authapi.users.models import User
 from tests.conftest import FakeClock
-from tests.factories import PASSWORD, bearer, login, refresh, register, registered_login
+from tests.factories import (
+    PASSWORD,
+    bearer,
+    login,
+    refresh,
+    register,
+    registered_login,
+    update_user,
+)
 from tests.test_cli import authapi_env, run_authapi
 
 
@@ -30,9 +36,7 @@ async def event_names(context: AppContext) -> list[str]:
 
 async def make_admin(client: httpx.AsyncClient, context: AppContext) -> dict[str, Any]:
     user = await register(client)
-    async with context.sessionmaker() as db:
-        await db.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(role="admin"))
-        await db.commit()
+    await update_user(context, user, role="admin")
     return await login(client, user["email"])
 
 

@@ -201,7 +201,7 @@ class TestCors:
         from authapi.config import Settings
 
         with pytest.raises(ValidationError, match="exact http"):
-            Settings(_env_file=None, cors_origins=origins)  # type: ignore[call-arg]
+            Settings(_env_file=None, cors_origins=origins)
 
 
 def test_production_refuses_insecure_cookies() -> None:
@@ -210,4 +210,4 @@ def test_production_refuses_insecure_cookies() -> None:
     from authapi.config import Settings
 
     with pytest.raises(ValidationError, match="COOKIE_SECURE"):
-        Settings(_env_file=None, environment="production", cookie_secure=False)  # type: ignore[call-arg]
+        Settings(_env_file=None, environment="production", cookie_secure=False)

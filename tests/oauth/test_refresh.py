@@ -7,13 +7,11 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import update
 
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
-from authapi.users.models import User
 from tests.conftest import FakeClock
-from tests.factories import bearer, refresh, registered_login
+from tests.factories import bearer, refresh, registered_login, update_user
 
 
 async def stored_session(context: AppContext, session_id: str) -> LoginSession:
@@ -75,11 +73,7 @@ class TestRotation:
         self, client: httpx.AsyncClient, context: AppContext
     ) -> None:
         user, tokens = await registered_login(client)
-        async with context.sessionmaker() as db:
-            await db.execute(
-                update(User).where(User.id == uuid.UUID(user["id"])).values(role="admin")
-            )
-            await db.commit()
+        await update_user(context, user, role="admin")
         new = (await refresh(client, tokens["refresh_token"])).json()
         claims = (await client.get("/whoami", headers=bearer(new))).json()
         assert claims["role"] == "admin"
@@ -88,11 +82,7 @@ class TestRotation:
         self, client: httpx.AsyncClient, context: AppContext
     ) -> None:
         user, tokens = await registered_login(client)
-        async with context.sessionmaker() as db:
-            await db.execute(
-                update(User).where(User.id == uuid.UUID(user["id"])).values(is_active=False)
-            )
-            await db.commit()
+        await update_user(context, user, is_active=False)
         response = await refresh(client, tokens["refresh_token"])
         assert response.json()["error"] == "invalid_grant"
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
-from authapi.users.models import User
-from tests.factories import PASSWORD, bearer, hashing_blocked, login, register, registered_login
+from tests.factories import (
+    PASSWORD,
+    bearer,
+    hashing_blocked,
+    login,
+    register,
+    registered_login,
+    update_user,
+)
 
 
 async def session_count(context: AppContext) -> int:
@@ -92,11 +98,7 @@ class TestPasswordGrant:
         self, client: httpx.AsyncClient, context: AppContext
     ) -> None:
         user = await register(client)
-        async with context.sessionmaker() as db:
-            await db.execute(
-                update(User).where(User.id == uuid.UUID(user["id"])).values(is_active=False)
-            )
-            await db.commit()
+        await update_user(context, user, is_active=False)
         response = await client.post(
             "/token",
             data={"grant_type": "password", "username": user["email"], "password": PASSWORD},

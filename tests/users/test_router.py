@@ -6,11 +6,11 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from authapi.context import AppContext
 from authapi.users.models import User
-from tests.factories import PASSWORD, bearer, login, register, registered_login
+from tests.factories import PASSWORD, bearer, login, register, registered_login, update_user
 
 
 async def user_count(context: AppContext) -> int:
@@ -98,13 +98,7 @@ class TestRegistration:
         }
         for name, old_hash in legacy.items():
             user = await register(client)
-            async with context.sessionmaker() as db:
-                await db.execute(
-                    update(User)
-                    .where(User.id == uuid.UUID(user["id"]))
-                    .values(password_hash=old_hash)
-                )
-                await db.commit()
+            await update_user(context, user, password_hash=old_hash)
             await login(client, user["email"])
             async with context.sessionmaker() as db:
                 stored = await db.get(User, uuid.UUID(user["id"]))
@@ -118,13 +112,7 @@ class TestRegistration:
 
         long_password = "a" * 72 + "tail one"
         user = await register(client)
-        async with context.sessionmaker() as db:
-            await db.execute(
-                update(User)
-                .where(User.id == uuid.UUID(user["id"]))
-                .values(password_hash=bcrypt.using(rounds=4).hash("a" * 72))
-            )
-            await db.commit()
+        await update_user(context, user, password_hash=bcrypt.using(rounds=4).hash("a" * 72))
         response = await client.post(
             "/token",
             data={"grant_type": "password", "username": user["email"], "password": long_password},
@@ -144,11 +132,7 @@ class TestMe:
         self, client: httpx.AsyncClient, context: AppContext
     ) -> None:
         user, tokens = await registered_login(client)
-        async with context.sessionmaker() as db:
-            await db.execute(
-                update(User).where(User.id == uuid.UUID(user["id"])).values(is_active=False)
-            )
-            await db.commit()
+        await update_user(context, user, is_active=False)
         response = await client.get("/users/me", headers=bearer(tokens))
         assert response.status_code == 401
 

@@ -8,11 +8,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi.audit.models import AuditEvent
 from authapi.client_address import Origin
+from authapi.db import delete_batch
 from authapi.errors import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -102,10 +103,4 @@ async def list_events(
 
 
 async def prune_batch(db: AsyncSession, older_than: datetime, limit: int) -> int:
-    batch = select(AuditEvent.id).where(AuditEvent.at < older_than).limit(limit)
-    result: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
-        delete(AuditEvent)
-        .where(AuditEvent.id.in_(batch.scalar_subquery()))
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount
+    return await delete_batch(db, AuditEvent.at, older_than, limit)

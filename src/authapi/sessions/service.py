@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Update, case, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, Update, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authapi.audit import service as audit
 from authapi.client_address import Origin
+from authapi.db import delete_batch
 from authapi.errors import InvalidGrant, RefreshTokenReused
 from authapi.sessions.models import LoginSession
 from authapi.sessions.refresh_tokens import RefreshTokenClaims
@@ -199,10 +200,4 @@ async def list_active(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> li
 
 async def prune_batch(db: AsyncSession, ended_before: datetime, limit: int) -> int:
     """Delete up to `limit` sessions that ended (expired or revoked) before the cutoff."""
-    batch = select(LoginSession.id).where(LoginSession.expires_at < ended_before).limit(limit)
-    result: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
-        delete(LoginSession)
-        .where(LoginSession.id.in_(batch.scalar_subquery()))
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount
+    return await delete_batch(db, LoginSession.expires_at, ended_before, limit)
