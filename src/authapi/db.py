@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from authapi.config import Settings
@@ -92,9 +91,17 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def _create_sqlite_engine(url: str, timeout: float) -> AsyncEngine:
-    # A connection per transaction: SQLite connections are cheap, and a pool would keep
-    # the file open and a thread per connection alive between requests.
-    engine = create_async_engine(url, poolclass=NullPool, connect_args={"timeout": timeout})
+    # One connection per process. SQLite runs one write transaction at a time anyway
+    # (every transaction here takes the write lock); with a single connection the
+    # others wait in the pool's queue, in order, instead of each opening a connection
+    # (and a thread) to spin on the lock. Past `timeout` in the queue: 503.
+    engine = create_async_engine(
+        url,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=timeout,
+        connect_args={"timeout": timeout},
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

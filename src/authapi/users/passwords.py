@@ -1,4 +1,5 @@
-"""Password hashing with argon2id, off the event loop, a bounded number at a time.
+"""Password hashing with argon2id, off the event loop, a bounded number at a time
+(callers hash inside `slot()`).
 
 Cost defaults follow the OWASP password storage cheat sheet (argon2id, m=19 MiB, t=2,
 p=1) and are settings. Hashes made with an older cost or scheme still verify and are
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from passlib.context import CryptContext
@@ -44,22 +46,29 @@ class PasswordHasher:
         self._executor = ThreadPoolExecutor(
             max_workers=settings.hash_workers, thread_name_prefix="authapi-hash"
         )
-        # Hashes running or waiting. Bounded: each running argon2id hash holds its
-        # memory cost, and a flood must neither exhaust memory nor keep queued logins
-        # waiting for ever; past the bound a login is refused at once with 503.
+        # Work admitted to hash (running, or waiting for a thread). Bounded: each
+        # running argon2id hash holds its memory cost, and a flood must neither exhaust
+        # memory nor keep logins waiting for ever; past the bound, 503 at once.
         self.max_pending = settings.hash_workers + settings.hash_queue
         self.pending = 0
         self._dummy_hash: str | None = None
 
-    async def _run(self, func: Callable[..., T], *args: object) -> T:
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Admission for a piece of work that hashes — a whole login, its database
+        lookup included, so that a flood queues here, in memory, and not for the
+        database's connections or SQLite's lock."""
         if self.pending >= self.max_pending:
             raise ServiceUnavailable("Too many logins at once; try again shortly.")
-        loop = asyncio.get_running_loop()
         self.pending += 1
         try:
-            return await loop.run_in_executor(self._executor, func, *args)
+            yield
         finally:
             self.pending -= 1
+
+    async def _run(self, func: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, func, *args)
 
     async def hash(self, password: str) -> str:
         return str(await self._run(self._context.hash, _normalize(password)))

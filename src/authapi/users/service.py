@@ -26,10 +26,12 @@ async def create_user(
     role: str = "user",
 ) -> User:
     """Create a user; `email` must already be normalised (the schema does it)."""
+    async with hasher.slot():
+        password_hash = await hasher.hash(password)
     user = User(
         id=uuid.uuid4(),
         email=email,
-        password_hash=await hasher.hash(password),
+        password_hash=password_hash,
         role=role,
         is_active=True,
         created_at=now,
@@ -67,9 +69,10 @@ async def authenticate(
     """The password grant's check, for a `login_name`. Every failure is the same
     InvalidGrant, reached after one hash verification, so neither the answer nor its
     timing tells which part failed."""
-    user = await db.scalar(select(User).where(User.email == email))
-    await release_connection(db)
-    matches, new_hash = await hasher.verify(password, user.password_hash if user else None)
+    async with hasher.slot():
+        user = await db.scalar(select(User).where(User.email == email))
+        await release_connection(db)
+        matches, new_hash = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not matches or not user.is_active:
         raise LoginFailed(user.id if user else None)
     if new_hash is not None:
@@ -82,8 +85,10 @@ async def change_password(
     db: AsyncSession, hasher: PasswordHasher, user: User, *, current: str, new: str
 ) -> None:
     await release_connection(db)
-    matches, _ = await hasher.verify(current, user.password_hash)
-    if not matches:
-        raise WrongPassword()
-    user.password_hash = await hasher.hash(new)
+    async with hasher.slot():
+        matches, _ = await hasher.verify(current, user.password_hash)
+        if not matches:
+            raise WrongPassword()
+        new_hash = await hasher.hash(new)
+    user.password_hash = new_hash
     await db.flush()
