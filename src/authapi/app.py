@@ -22,6 +22,7 @@ from authapi.errors import install_error_handlers
 from authapi.middleware import SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
+from authapi.openapi import document_errors
 from authapi.ratelimit.service import RateLimiter
 from authapi.sessions.refresh_tokens import RefreshTokenCodec, load_refresh_token_key
 from authapi.sessions.router import router as sessions_router
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         health.router,
     ):
         app.include_router(router)
+    document_errors(app)
     install_docs(app)
     if settings.demo_spa:
         install_demo(app)

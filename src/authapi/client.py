@@ -48,7 +48,6 @@ class _Tokens:
 
 
 class AuthapiAuth(httpx.Auth):
-
     def __init__(
         self,
         token_url: str,

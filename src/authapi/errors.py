@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from authapi.db import KeepsChanges
 
@@ -188,12 +189,31 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(status, "invalid_request", "; ".join(problems) or "invalid input")
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
         exc.status_code, "invalid_request"
     )
-    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(exc.status_code, code, str(exc.detail), headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of the resource: Starlette's 405 names only those of the first route
+    with the path (`GET /sessions` hid `DELETE /sessions`)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
 
 
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:

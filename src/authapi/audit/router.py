@@ -4,10 +4,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from authapi.audit import service
-from authapi.audit.schemas import AuditEventOut, AuditPage
+from authapi.audit.schemas import AuditEventOut, AuditPage, Instant
 from authapi.audit.service import Event
 from authapi.dependencies import DbSession
 from authapi.errors import AuthenticationRequired, Forbidden, InvalidToken, responses
@@ -26,8 +25,8 @@ async def list_audit_events(
     db: DbSession,
     event: Event | None = None,
     user_id: uuid.UUID | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="events at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="events before")] = None,
+    since: Annotated[Instant | None, Query(description="events at or after")] = None,
+    until: Annotated[Instant | None, Query(description="events before")] = None,
     before: Annotated[
         int | None, Query(ge=1, description="next_before of the previous page")
     ] = None,

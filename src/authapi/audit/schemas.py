@@ -1,9 +1,24 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
+
+# RFC 3339, as the contract writes instants (and as OpenAPI's `date-time` says): pydantic
+# alone would also take a number as a Unix time (`until=0.5`).
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time, such as 2024-05-01T12:00:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class AuditEventOut(BaseModel):

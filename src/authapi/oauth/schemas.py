@@ -58,5 +58,5 @@ class TokenForm(BaseModel):
 class RevokeForm(BaseModel):
     """RFC 7009 §2.1."""
 
-    token: TokenString | None = None
+    token: TokenString  # REQUIRED; without it the answer is 400 invalid_request
     token_type_hint: Annotated[str | None, Field(max_length=64)] = None

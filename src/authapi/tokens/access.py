@@ -7,6 +7,7 @@ the one pinned to that key, never the one the header asks for.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,9 @@ from authapi.tokens.keys import KeySet
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 # Far above any token we issue; bigger input is refused before any parsing.
 MAX_TOKEN_LENGTH = 4096
+# The compact serialization exactly as we issue it: three unpadded base64url segments.
+# PyJWT also decodes padded segments, so without this `token + "=="` verified too.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "sid", "client_id", "scope", "role"]
 
 
@@ -69,7 +73,7 @@ class AccessTokens:
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token, else raise InvalidToken."""
-        if len(token) > MAX_TOKEN_LENGTH:
+        if len(token) > MAX_TOKEN_LENGTH or not _COMPACT_JWS.fullmatch(token):
             raise InvalidToken()
         try:
             header = jwt.get_unverified_header(token)

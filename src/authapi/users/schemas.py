@@ -1,15 +1,32 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from authapi.users.emails import normalize_email
+from authapi.users.emails import MAX_EMAIL_LENGTH, normalize_email
 from authapi.users.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
-Email = Annotated[str, Field(max_length=320), AfterValidator(normalize_email)]
+# Documented as what normalize_email accepts: an address of at most 254 characters, not
+# in a special-use domain (RFC 6761: .test, .invalid, ...), whatever the letter case.
+_SPECIAL_USE = "|".join(
+    "".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
+    for name in SPECIAL_USE_DOMAIN_NAMES
+)
+Email = Annotated[
+    str,
+    Field(
+        max_length=MAX_EMAIL_LENGTH,
+        description="An email address; special-use domains such as .test are refused.",
+        # Documentation only: normalize_email is what validates.
+        json_schema_extra={"format": "email", "pattern": rf"^(?!.*[@.](?:{_SPECIAL_USE})$)"},
+    ),
+    AfterValidator(normalize_email),
+]
 # Length only, no composition rules (NIST 800-63B §5.1.1.2).
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
 
