@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -266,14 +266,25 @@ class Server:
 
 
 @contextmanager
-def serving(database_url: str, data_dir: Path, cwd: Path) -> Iterator[Server]:
-    """`authapi serve` as a real process, healthy; stopped with SIGTERM on the way out."""
-    port = free_port()
+def serving(
+    database_url: str,
+    data_dir: Path,
+    cwd: Path,
+    *,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
+    """`authapi serve` as a real process, healthy; stopped with SIGTERM on the way out.
+
+    `port`: for settings that must name it before the start (`AUTHAPI_ISSUER`); a free
+    one by default. `env`: more environment variables, e.g. `AUTHAPI_*` settings."""
+    if port is None:
+        port = free_port()
     log_path = cwd / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
             [sys.executable, "-m", "authapi", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=authapi_env(database_url, data_dir),
+            env={**authapi_env(database_url, data_dir), **(env or {})},
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,

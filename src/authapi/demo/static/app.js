@@ -10,6 +10,7 @@ let accessToken = null;
 let refreshTimer = null;
 let inFlight = null; // one refresh at a time in this tab
 let refreshes = 0;
+let loggedOut = false; // set by the logout button: no timer may sign this tab in again
 
 const $ = (id) => document.getElementById(id);
 
@@ -49,11 +50,10 @@ async function showClaims() {
   const response = await api("/whoami");
   if (!response.ok) throw new Error(`whoami: ${response.status}`);
   const claims = await response.json();
-  $("who").textContent = claims.sub;
+  const me = await api("/users/me");
+  $("who").textContent = me.ok ? (await me.json()).email : claims.sub;
   $("role").textContent = claims.role;
   $("claims").textContent = JSON.stringify(claims, null, 2);
-  const me = await api("/users/me");
-  if (me.ok) $("who").textContent = (await me.json()).email;
 }
 
 function showLogin(message) {
@@ -72,6 +72,7 @@ async function showApp() {
 }
 
 async function silentRefresh() {
+  if (loggedOut) return;
   try {
     await refresh();
     await showClaims();
@@ -93,6 +94,7 @@ $("login-view").addEventListener("submit", async (event) => {
     showLogin(payload.error_description);
     return;
   }
+  loggedOut = false;
   accept(payload);
   $("password").value = "";
   await showApp();
@@ -101,6 +103,11 @@ $("login-view").addEventListener("submit", async (event) => {
 $("refresh").addEventListener("click", silentRefresh);
 $("reload-claims").addEventListener("click", () => showClaims().catch((e) => showLogin(e.message)));
 $("logout").addEventListener("click", async () => {
+  loggedOut = true;
+  clearTimeout(refreshTimer);
+  accessToken = null;
+  // A refresh under way could otherwise set the cookie again after the logout.
+  if (inFlight) await inFlight.catch(() => {});
   await fetch("/logout", { method: "POST", headers: COOKIE_MODE, credentials: "same-origin" });
   showLogin("Logged out.");
 });
