@@ -579,12 +579,9 @@ async def _probe_run(
                 if wait > 0:
                     await asyncio.sleep(wait)  # pacing, not synchronisation
                 due = max(due + interval, time.monotonic())
-            if total is not None:
-                if issued >= total:
-                    return
-                issued += 1
-            elif stop.is_set():
+            if stop.is_set() or (total is not None and issued >= total):
                 return
+            issued += 1
             start = time.monotonic()
             try:
                 status = (await client.get("/whoami")).status_code
@@ -634,6 +631,7 @@ class Probe:
             raise RuntimeError(f"the probe said {got!r}, expected {message!r}")
 
     def measure(self, requests: int, deadline: float) -> list[Sample]:
+        self._stop.clear()
         self._conn.send(requests)
         samples: list[Sample] = self._receive(deadline)
         return samples
@@ -649,6 +647,7 @@ class Probe:
         return samples
 
     def close(self) -> None:
+        self._stop.set()  # ends a measurement under way, too
         with contextlib.suppress(OSError, ValueError):
             self._conn.send("quit")
         self._process.join(5)
@@ -1334,6 +1333,17 @@ def default_output(args: argparse.Namespace) -> Path:
     return RESULTS_DIR / ("login_flood_sweep.json" if args.sweep else "login_flood.json")
 
 
+def without_nan(value: Any) -> Any:
+    """NaN (a figure with no samples) as null, so that the JSON is strict JSON."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nan(item) for item in value]
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -1344,6 +1354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.nice and not set_priority(args.nice):
         say(f"login_flood: could not set nice {args.nice}; running at normal priority")
         args.nice = 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = args.logins + 256  # a socket per login here, and as many in the server
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
     pinning = Pinning.choose()
     if pinning.client_cpu is not None:
         os.sched_setaffinity(0, {pinning.client_cpu})
@@ -1376,7 +1391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     output = default_output(args)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    output.write_text(json.dumps(without_nan(report), indent=2, allow_nan=False) + "\n")
     output.with_suffix(".md").write_text(markdown(report))
     say()
     say(markdown(report))
