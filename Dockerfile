@@ -45,7 +45,8 @@ ENV PATH="/opt/venv/bin:$PATH" \
 VOLUME ["/data"]
 # Settings also read a `.env` from the working directory: an empty one by default.
 WORKDIR /app
-USER authapi
+# Numeric, so that orchestrators can check it is not root (runAsNonRoot).
+USER 10001:10001
 
 EXPOSE 8000
 

@@ -20,6 +20,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from authapi import migrate
 from authapi.app import create_app
@@ -28,6 +30,7 @@ from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
+from authapi.tokens.models import StoredSigningKey
 from authapi.users.models import User
 
 # The server to test against; each test run makes its own database there (named after
@@ -130,8 +133,20 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+async def clear_signing_keys(database_url: str) -> None:
+    """Empty the key table, so that the next app seeds it from its own settings."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(delete(StoredSigningKey))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
 async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[FastAPI]:
+    # Keys a test added or rotated must not reach the next one.
+    await clear_signing_keys(settings.resolved_database_url)
     app = create_app(settings, clock=clock)
     async with LifespanManager(app):
         context: AppContext = app.state.context

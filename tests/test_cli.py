@@ -273,6 +273,7 @@ def serving(
     *,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[Server]:
     """`authapi serve` as a real process, healthy; stopped with SIGTERM on the way out.
 
@@ -283,7 +284,10 @@ def serving(
     log_path = cwd / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
-            [sys.executable, "-m", "authapi", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "authapi", "serve"),
+                *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+            ],
             env={**authapi_env(database_url, data_dir), **(env or {})},
             cwd=cwd,
             stdin=subprocess.DEVNULL,

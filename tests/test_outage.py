@@ -2,8 +2,10 @@
 
 While it is down every answer that needs the database is a 503 with the contract's JSON
 body and `Retry-After` (never another 5xx, never an exception out of the app), and the
-endpoints that never need it (`/whoami`, the JWKS) keep answering. When it is back, the
-same app instance recovers without a restart, and no session is left half-rotated.
+endpoints that never need it (`/whoami`, the JWKS) keep answering, and a session
+revoked before the outage stays refused. When it is back, the same app instance
+recovers without a restart (its revocation listener too), and no session is left
+half-rotated.
 
 The test runs its own throwaway server, since it has to kill it.
 """
@@ -344,6 +346,10 @@ class TestDatabaseOutage:
                         generation=claims.generation,
                     )
                 )
+            # A session revoked before the outage, to stay refused through it.
+            revoked = await login(client, sessions[0].email)
+            logout = await client.post("/logout", json={"refresh_token": revoked["refresh_token"]})
+            assert logout.status_code == 204, logout.text
             load = Load(client, codec)
             tasks = [asyncio.create_task(load.use_session(s)) for s in sessions]
             tasks += [
@@ -367,6 +373,8 @@ class TestDatabaseOutage:
                 assert_unavailable(await client.get("/readyz"))
                 whoami = await client.get("/whoami", headers=bearer(sessions[0].access_token))
                 assert whoami.status_code == 200, whoami.text
+                whoami = await client.get("/whoami", headers=bearer(revoked))
+                assert whoami.status_code == 401, whoami.text
                 jwks = await client.get("/.well-known/jwks.json")
                 assert jwks.status_code == 200, jwks.text
                 assert jwks.json()["keys"]
@@ -396,6 +404,8 @@ class TestDatabaseOutage:
                 return response.status_code == 200
 
             await wait_until(ready, "/readyz answers 200 again")
+            feed = context.revocation_feed
+            await wait_until(lambda: feed.listening, "the revocation listener is back")
             tokens = await login(client, sessions[0].email)
             assert (await client.get("/users/me", headers=bearer(tokens))).status_code == 200
             await register(client)

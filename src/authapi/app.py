@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from authapi import health
+from authapi import health, logs, metrics
 from authapi.audit.router import router as audit_router
 from authapi.clock import Clock
 from authapi.config import Settings
@@ -19,41 +19,70 @@ from authapi.demo import install_demo
 from authapi.dependencies import refuse_secrets_in_query
 from authapi.docs import install_docs
 from authapi.errors import install_error_handlers
-from authapi.middleware import SecurityHeaders, SizeLimits
+from authapi.expiring import ExpiringCache
+from authapi.middleware import RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
 from authapi.openapi import document_errors
 from authapi.ratelimit.service import RateLimiter
+from authapi.revocations.feed import RevocationFeed
+from authapi.revocations.publish import REGISTRY
+from authapi.revocations.registry import RevokedSessions
 from authapi.sessions.refresh_tokens import RefreshTokenCodec, load_refresh_token_key
 from authapi.sessions.router import router as sessions_router
 from authapi.tokens.access import AccessTokens
-from authapi.tokens.keys import load_keys
+from authapi.tokens.cache import VerifiedTokens
+from authapi.tokens.reload import SigningKeyReloader, load_signing_keys
 from authapi.tokens.router import router as tokens_router
+from authapi.tokens.sealing import load_key_encryption_key
+from authapi.users.admin_router import router as admin_users_router
 from authapi.users.passwords import PasswordHasher
 from authapi.users.router import router as users_router
 
 logger = logging.getLogger(__name__)
 
+# GET /users/me answers kept in memory (about 1 KB each).
+PROFILES_CACHED = 10_000
 
-def build_context(settings: Settings, clock: Clock) -> AppContext:
+
+async def build_context(settings: Settings, clock: Clock) -> AppContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    keys = load_keys(settings)
+    kek = load_key_encryption_key(settings)
     engine = create_engine(settings)
+    try:
+        keys = await load_signing_keys(settings, engine, kek, clock)
+    except BaseException:
+        await engine.dispose()
+        raise
+    revoked_sessions = RevokedSessions(settings.access_token_ttl)
+    access_tokens = AccessTokens(
+        keys,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        client_id=settings.client_id,
+        ttl=settings.access_token_ttl,
+    )
+    verified_tokens = VerifiedTokens(access_tokens.verify)
     return AppContext(
         settings=settings,
         clock=clock,
         engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        hasher=PasswordHasher(settings),
-        access_tokens=AccessTokens(
-            keys,
-            issuer=settings.issuer,
-            audience=settings.audience,
-            client_id=settings.client_id,
-            ttl=settings.access_token_ttl,
+        # Every transaction that revokes sessions adds them here when it commits.
+        sessionmaker=create_sessionmaker(
+            engine, info={REGISTRY: revoked_sessions} if settings.instant_revocation else None
         ),
+        hasher=PasswordHasher(settings),
+        access_tokens=access_tokens,
+        verified_tokens=verified_tokens,
+        profiles=ExpiringCache(PROFILES_CACHED),
         refresh_tokens=RefreshTokenCodec(load_refresh_token_key(settings)),
         rate_limiter=RateLimiter(settings),
+        revoked_sessions=revoked_sessions,
+        revocation_feed=RevocationFeed(settings, clock, engine, revoked_sessions),
+        # A removed key's tokens must not verify from the cache either.
+        signing_keys=SigningKeyReloader(
+            settings, engine, kek, access_tokens, on_change=verified_tokens.clear
+        ),
     )
 
 
@@ -62,12 +91,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        context = build_context(settings, clock or Clock())
+        context = await build_context(settings, clock or Clock())
         app.state.context = context
         await context.hasher.dummy_hash()  # computed once, not on the first unknown email
+        await context.revocation_feed.start()
+        await context.signing_keys.start()
         try:
-            yield
+            async with metrics.sampling(context):
+                yield
         finally:
+            await context.signing_keys.stop()
+            await context.revocation_feed.stop()
             context.hasher.close()
             context.rate_limiter.close()
             await context.engine.dispose()
@@ -88,11 +122,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         tokens_router,
         sessions_router,
         audit_router,
+        admin_users_router,
         health.router,
     ):
         app.include_router(router)
     document_errors(app)
     install_docs(app)
+    metrics.install_metrics(app, settings)
     if settings.demo_spa:
         install_demo(app)
     # The last added runs first: every answer, even a refusal of an oversized request
@@ -108,6 +144,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             max_age=600,
         )
     app.add_middleware(SecurityHeaders, hsts_max_age=settings.hsts_max_age)
+    # Outermost of all: even those answers get a request id, an access-log line and
+    # their latency measured.
+    logs.install_record_factory()
+    app.add_middleware(
+        RequestContext, trusted_proxies=settings.trusted_proxies, access_log=settings.access_log
+    )
     return app
 
 

@@ -1,4 +1,4 @@
-"""The `authapi` command: migrate, serve, create-user, prune."""
+"""The `authapi` command: migrate, serve, create-user, prune, keys."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from authapi import migrate
+from authapi import logs, metrics, migrate
 from authapi.audit import service as audit
 from authapi.clock import Clock
 from authapi.config import Settings
@@ -24,7 +24,9 @@ from authapi.db import create_engine, create_sessionmaker, transaction
 from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
 from authapi.sessions import service as sessions
 from authapi.sessions.refresh_tokens import load_refresh_token_key
-from authapi.tokens.keys import KeyConfigError, load_keys
+from authapi.tokens import commands as key_commands
+from authapi.tokens.keys import KeyConfigError
+from authapi.tokens.service import KeyChangeRefused, KeyChangeTooEarly
 from authapi.users import service as users
 from authapi.users.models import ROLES
 from authapi.users.passwords import PasswordHasher
@@ -34,7 +36,11 @@ logger = logging.getLogger("authapi")
 
 
 class CommandError(Exception):
-    """Ends the command with this message and exit status 1."""
+    """Ends the command with this message and exit status `status` (1 by default)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _settings() -> Settings:
@@ -71,26 +77,57 @@ async def _schema_is_current(settings: Settings) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Once, before the workers start: they must all find the same generated keys.
-    try:
-        load_keys(settings)
-    except KeyConfigError as exc:
-        raise CommandError(str(exc)) from None
+    # Once, before the workers start: they must all find the same generated secrets.
     load_refresh_token_key(settings)
     if settings.is_sqlite:
         migrate.upgrade(settings.resolved_database_url)  # the embedded default just works
     elif not asyncio.run(_schema_is_current(settings)):
         raise CommandError("the database schema is not current: run `authapi migrate` first")
+    # Seeds an empty signing-key table, and stops here with a message (not in every
+    # worker with a traceback) on keys that cannot be used, e.g. a wrong key-encryption key.
+    try:
+        asyncio.run(key_commands.prepare(settings))
+    except KeyConfigError as exc:
+        raise CommandError(str(exc)) from None
+    # Several workers: one folder where each writes its metrics, so /metrics adds them up.
+    with metrics.multiprocess_dir(args.workers):
+        _run_uvicorn(args, settings)
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if not asyncio.run(_schema_is_current(settings)):
+        raise CommandError("the database schema is not current: run `authapi migrate` first")
+    try:
+        output = asyncio.run(key_commands.run(args, settings, Clock().now()))
+    except KeyChangeTooEarly as exc:
+        raise CommandError(str(exc), status=3) from None
+    except (KeyChangeRefused, KeyConfigError) as exc:
+        raise CommandError(str(exc)) from None
+    print(output)  # noqa: T201
+
+
+def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "authapi.app:create_app_from_environment",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # Every worker configures its logging from this (JSON or text, on stderr).
+        log_config=logs.config(settings.log_format, settings.log_level),
+        # The app writes the access log itself (middleware.RequestContext): with the
+        # request id, the route and the duration, and never the query string, which
+        # uvicorn's own access line would print.
+        access_log=False,
+        # uvicorn[standard]'s fast event loop and HTTP parser, asked for by name so that
+        # a missing one fails at start instead of silently falling back to asyncio/h11.
+        loop="uvloop",
+        http="httptools",
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=10,
@@ -211,17 +248,28 @@ def build_parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="delete expired and revoked sessions")
     prune.add_argument("--batch-size", type=_positive_int, default=1000)
     prune.set_defaults(func=cmd_prune)
+
+    key_commands.add_parser(commands, cmd_keys)
     return parser
 
 
+def _configure_logging() -> None:
+    try:
+        settings = Settings()
+    except ValidationError:
+        logs.configure()  # the defaults; the command then says what is wrong
+        return
+    logs.configure(settings.log_format, settings.log_level)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except CommandError as exc:
         print(f"authapi: {exc}", file=sys.stderr)  # noqa: T201
-        return 1
+        return exc.status
     except DATABASE_UNAVAILABLE as exc:
         # Driver messages name the host and the cause, never the password.
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

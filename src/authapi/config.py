@@ -50,10 +50,24 @@ class Settings(BaseSettings):
     session_idle_timeout: int = Field(default=14 * DAY, ge=60)
     session_max_lifetime: int = Field(default=30 * DAY, ge=60)
 
-    # PEM or JWK files; the first one signs, the others are published for verification.
+    # PEM or JWK files that seed an empty signing-key table (tokens/reload.py): the first
+    # one becomes the current key, the others are published as retired keys.
     signing_key_files: Annotated[list[Path], NoDecode] = []
     # Algorithm of the key generated in the data directory when no files are configured.
     signing_algorithm: SigningAlgorithm = "EdDSA"
+    # AES-256 key (32 bytes, base64) that private signing keys are encrypted under in the
+    # database; in development generated into the data directory when unset.
+    key_encryption_key: SecretStr | None = None
+    # How often each instance reads the signing keys from the database: the bound on
+    # how long an `authapi keys` change takes to reach every instance.
+    key_reload_interval: float = Field(default=10, gt=0, le=3600)
+    # Refuse a revoked session's access tokens at once on every instance (revocations/).
+    # Off: they work until they expire, and no instance listens or polls.
+    instant_revocation: bool = True
+    # How often each instance reads the sessions revoked since its last look: the
+    # bound on how long another instance's revocation takes to reach it on SQLite, or
+    # on PostgreSQL while its LISTEN connection is down.
+    revocation_poll_interval: float = Field(default=0.5, gt=0, le=60)
     jwks_max_age: int = Field(default=300, ge=0)
     # HMAC key that refresh tokens are derived from (see sessions/refresh_tokens.py).
     refresh_token_secret: SecretStr | None = None
@@ -90,6 +104,14 @@ class Settings(BaseSettings):
 
     audit_retention_days: int = Field(default=90, ge=1)  # `authapi prune` deletes older events
 
+    # Logs on stderr: one JSON object per line, or plain text for a terminal (logs.py).
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = True  # one line per request (authapi.access)
+    # GET /metrics (Prometheus); with a token, only for `Authorization: Bearer <token>`.
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+
     db_pool_size: int = Field(default=10, ge=1)
     db_timeout: float = Field(default=5.0, gt=0)
 
@@ -99,6 +121,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _uppercase(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -141,8 +173,9 @@ class Settings(BaseSettings):
         problems = []
         if not self.cookie_secure:
             problems.append("AUTHAPI_COOKIE_SECURE=false is for http://localhost development only")
-        if not self.signing_key_files:
-            problems.append("AUTHAPI_SIGNING_KEY_FILES is required")
+        kek = self.key_encryption_key
+        if kek is None or kek.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            problems.append("AUTHAPI_KEY_ENCRYPTION_KEY must be set to a real key")
         secret = self.refresh_token_secret
         if secret is None or secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
             problems.append("AUTHAPI_REFRESH_TOKEN_SECRET must be set to a real secret")

@@ -8,10 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from authapi.clock import Clock
 from authapi.config import Settings
+from authapi.expiring import ExpiringCache
 from authapi.ratelimit.service import RateLimiter
+from authapi.revocations.feed import RevocationFeed
+from authapi.revocations.registry import RevokedSessions
 from authapi.sessions.refresh_tokens import RefreshTokenCodec
 from authapi.tokens.access import AccessTokens
+from authapi.tokens.cache import VerifiedTokens
+from authapi.tokens.reload import SigningKeyReloader
 from authapi.users.passwords import PasswordHasher
+from authapi.users.schemas import UserOut
 
 
 @dataclass
@@ -24,3 +30,9 @@ class AppContext:
     access_tokens: AccessTokens
     refresh_tokens: RefreshTokenCodec
     rate_limiter: RateLimiter
+    verified_tokens: VerifiedTokens
+    # GET /users/me's answers, by session id (users/router.py says why that is safe).
+    profiles: ExpiringCache[str, UserOut]
+    revoked_sessions: RevokedSessions
+    revocation_feed: RevocationFeed
+    signing_keys: SigningKeyReloader

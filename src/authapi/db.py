@@ -57,6 +57,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Execution options of a connection that only reads (see the SQLite "begin" hook).
+READ_ONLY = {"authapi_read_only": True}
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.resolved_database_url
     if settings.is_sqlite:
@@ -118,14 +122,21 @@ def _create_sqlite_engine(url: str, timeout: float) -> AsyncEngine:
     def _on_begin(connection: Any) -> None:
         # Take the write lock up front. A deferred transaction that reads and then
         # writes fails at once with "database is locked" when another process wrote
-        # meanwhile; an immediate one waits its turn (busy_timeout) instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # meanwhile; an immediate one waits its turn (busy_timeout) instead. Only a
+        # connection marked READ_ONLY, which never writes, reads without the lock.
+        if connection.get_execution_options().get("authapi_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """`info`: what every session's `info` starts with."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 async def delete_batch(

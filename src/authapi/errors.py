@@ -119,6 +119,14 @@ class EmailTaken(DomainError):
     description = "An account with this email address already exists."
 
 
+class OwnAccountChange(DomainError):
+    """An admin tried to disable their own account or change their own role."""
+
+    status_code = 409
+    error = "own_account"
+    description = "Admins cannot disable their own account or change their own role."
+
+
 class WrongPassword(DomainError):
     status_code = 400
     error = "invalid_password"

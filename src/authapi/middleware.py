@@ -1,14 +1,22 @@
-"""Pure ASGI middleware (no per-request task, unlike BaseHTTPMiddleware): response
-headers every answer carries, and size limits checked before any parsing."""
+"""Pure ASGI middleware (no per-request task, unlike BaseHTTPMiddleware): the request
+id, access log and latency of every request, response headers every answer carries,
+and size limits checked before any parsing."""
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authapi import logs, metrics
+from authapi.client_address import client_address
 from authapi.errors import NO_STORE
+
+access_logger = logging.getLogger(logs.ACCESS_LOGGER)
 
 MAX_BODY_BYTES = 64 * 1024  # the largest legitimate body is a few hundred bytes
 MAX_HEADER_BYTES = 16 * 1024  # a 4 KiB token plus a browser's usual headers fits easily
@@ -107,3 +115,82 @@ class SizeLimits:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+def route_template(scope: Scope) -> str:
+    """The path pattern of the route that answered (`/sessions/{session_id}`), never
+    the raw path, whose values are unbounded; `unmatched` when no route did."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    if "endpoint" in scope and scope.get("root_path"):  # a mounted app (/demo)
+        return f"{scope['root_path']}/{{path}}"
+    return "unmatched"
+
+
+class RequestContext:
+    """The outermost layer: every request gets an id (a sane incoming `X-Request-ID`,
+    else a new one) that every log line of it carries and its answer echoes, then one
+    access-log line and its latency in the metrics. Outermost, so that the refusals of
+    SizeLimits (413, 431) get all of it too.
+
+    An unhandled error (a 500, answered by Starlette's outermost handler, outside
+    every middleware) leaves the id set for that handler's log line; its answer has no
+    `X-Request-ID`."""
+
+    def __init__(
+        self, app: ASGIApp, *, trusted_proxies: list[str], access_log: bool = True
+    ) -> None:
+        self.app = app
+        self.trusted_proxies = trusted_proxies
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        connection = HTTPConnection(scope)
+        request_id = logs.accept_request_id(connection.headers.get(logs.REQUEST_ID_HEADER))
+        token = logs.request_id.set(request_id)
+        header = (logs.REQUEST_ID_HEADER.lower().encode(), request_id.encode())
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = route_template(scope)
+            metrics.observe_request(scope["method"], route, status, seconds)
+            if self.access_log and access_logger.isEnabledFor(logging.INFO):
+                self._log(connection, route, status, seconds)
+        logs.request_id.reset(token)
+
+    def _log(self, connection: HTTPConnection, route: str, status: int, seconds: float) -> None:
+        method = connection.scope["method"]
+        # Never the query string; percent-decoded, so escape what could break a line.
+        path = connection.scope["path"][:512]
+        if not path.isprintable():
+            path = path.encode("unicode_escape").decode("ascii")
+        access_logger.info(
+            "%s %s %d",
+            method,
+            path,
+            status,
+            extra={
+                "method": method,
+                "route": route,
+                "path": path,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "client_ip": client_address(connection, self.trusted_proxies),
+            },
+        )

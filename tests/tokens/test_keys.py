@@ -126,10 +126,37 @@ class TestDevelopmentKey:
         assert keys.signing.algorithm == algorithm
 
 
+# A real key-encryption key: 32 random bytes, base64.
+KEK = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+
+
 class TestProductionMode:
-    def test_refuses_to_start_without_keys_and_secret(self, tmp_path: Path) -> None:
-        with pytest.raises(ValidationError, match="AUTHAPI_SIGNING_KEY_FILES"):
+    def test_refuses_to_start_without_a_kek_and_secret(self, tmp_path: Path) -> None:
+        with pytest.raises(ValidationError) as raised:
             settings_for(tmp_path, environment="production")
+        assert "AUTHAPI_KEY_ENCRYPTION_KEY must be set" in str(raised.value)
+        assert "AUTHAPI_REFRESH_TOKEN_SECRET must be set" in str(raised.value)
+
+    @pytest.mark.parametrize("kek", ["change-me", " "])
+    def test_refuses_a_placeholder_kek(self, tmp_path: Path, kek: str) -> None:
+        with pytest.raises(ValidationError, match="AUTHAPI_KEY_ENCRYPTION_KEY"):
+            settings_for(
+                tmp_path,
+                environment="production",
+                key_encryption_key=kek,
+                refresh_token_secret="x7" * 20,
+            )
+
+    def test_key_files_are_optional(self, tmp_path: Path) -> None:
+        """The keys live in the database; files only seed an empty table."""
+        settings = settings_for(
+            tmp_path,
+            environment="production",
+            key_encryption_key=KEK,
+            refresh_token_secret="x7" * 20,
+        )
+        with pytest.raises(KeyConfigError, match="authapi keys generate"):
+            load_keys(settings)  # what seeding an empty table would find
 
     @pytest.mark.parametrize("secret", ["change-me", "short-but-real"])
     def test_refuses_placeholder_or_short_secret(self, tmp_path: Path, secret: str) -> None:
@@ -139,6 +166,7 @@ class TestProductionMode:
                 tmp_path,
                 environment="production",
                 signing_key_files=[key],
+                key_encryption_key=KEK,
                 refresh_token_secret=secret,
             )
 
@@ -148,6 +176,7 @@ class TestProductionMode:
             tmp_path,
             environment="production",
             signing_key_files=[key],
+            key_encryption_key=KEK,
             refresh_token_secret="x7" * 20,
         )
         assert load_keys(settings).signing.algorithm == "EdDSA"

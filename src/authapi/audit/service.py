@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from authapi import metrics
 from authapi.audit.models import AuditEvent
 from authapi.client_address import Origin
 from authapi.db import delete_batch
@@ -44,7 +45,8 @@ def record(
     session_id: uuid.UUID | None = None,
     detail: str | None = None,
 ) -> None:
-    """Add an event to the request's transaction: it is kept if the request commits."""
+    """Add an event to the request's transaction: it is kept, and counted in the
+    metrics, if the request commits."""
     db.add(
         AuditEvent(
             at=at,
@@ -56,6 +58,7 @@ def record(
             detail=detail,
         )
     )
+    metrics.count_audit_event(db, event.value)
 
 
 async def record_now(

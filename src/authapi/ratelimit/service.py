@@ -25,6 +25,7 @@ import limits
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
+from authapi import metrics
 from authapi.config import Settings
 from authapi.errors import AccountThrottled, RateLimited, ServiceUnavailable
 
@@ -84,6 +85,7 @@ class RateLimiter:
         """Count one request of `address` against the limit `name`; raise if over it."""
         wait = await self._wait(self._address_limits[name], name, address, count=True)
         if wait is not None:
+            metrics.count_rate_limited(name)
             raise RateLimited(retry_after=wait)
 
     async def check_account(self, account: str) -> None:
@@ -91,6 +93,7 @@ class RateLimiter:
         key = ("login-failures", account_key(account))
         wait = await self._wait(self._login_failures, *key, count=False)
         if wait is not None:
+            metrics.count_rate_limited("login_failures")
             raise AccountThrottled(retry_after=wait)
 
     async def record_failure(self, account: str) -> None:

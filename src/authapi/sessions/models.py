@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authapi.db import Base, UTCDateTime
@@ -13,6 +13,16 @@ class LoginSession(Base):
     """One login on one device; its refresh token is derived from `id` and `generation`."""
 
     __tablename__ = "sessions"
+    __table_args__ = (
+        # For each instance's poll of recent revocations (revocations/feed.py). Partial:
+        # the many sessions never revoked take no room in it.
+        Index(
+            "ix_sessions_revoked_at",
+            "revoked_at",
+            postgresql_where=text("revoked_at IS NOT NULL"),
+            sqlite_where=text("revoked_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(

@@ -7,15 +7,16 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Update, case, select, update
+from sqlalchemy import ColumnElement, Update, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authapi import metrics
 from authapi.audit import service as audit
 from authapi.client_address import Origin
 from authapi.db import delete_batch
 from authapi.errors import InvalidGrant, RefreshTokenReused
+from authapi.revocations.publish import publish
 from authapi.sessions.models import LoginSession
 from authapi.sessions.refresh_tokens import RefreshTokenClaims
 
@@ -29,6 +30,9 @@ class RevokeReason:
     LOGOUT_EVERYWHERE = "logout_everywhere"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a password
     REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105
+    ENDED_BY_ADMIN = "ended_by_admin"
+    USER_DISABLED = "user_disabled"
+    ROLE_CHANGED = "role_changed"
 
 
 @dataclass(frozen=True)
@@ -141,10 +145,15 @@ def _revoke_where(now: datetime, reason: str, *conditions: ColumnElement[bool]) 
 async def revoke(
     db: AsyncSession, session_id: uuid.UUID, reason: str, now: datetime
 ) -> uuid.UUID | None:
-    """End a session; returns its user's id, or None if it was not active."""
-    return await db.scalar(
+    """End a session, and its access tokens on every instance; returns its user's id,
+    or None if it was not active."""
+    user_id = await db.scalar(
         _revoke_where(now, reason, LoginSession.id == session_id).returning(LoginSession.user_id)
     )
+    if user_id is not None:
+        await publish(db, [session_id], now)
+        metrics.count_revocations(db, reason, 1)
+    return user_id
 
 
 async def end_session(
@@ -170,11 +179,17 @@ async def revoke_all(
     *,
     keep: uuid.UUID | None = None,
 ) -> int:
+    """End every session of a user (but `keep`), and their access tokens on every
+    instance; returns how many were active."""
     conditions = [LoginSession.user_id == user_id]
     if keep is not None:
         conditions.append(LoginSession.id != keep)
-    result: CursorResult[Any] = await db.execute(_revoke_where(now, reason, *conditions))  # type: ignore[assignment]
-    return result.rowcount
+    revoked = list(
+        await db.scalars(_revoke_where(now, reason, *conditions).returning(LoginSession.id))
+    )
+    await publish(db, revoked, now)
+    metrics.count_revocations(db, reason, len(revoked))
+    return len(revoked)
 
 
 async def get_own(

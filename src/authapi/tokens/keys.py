@@ -3,6 +3,8 @@
 Each key is pinned to exactly one algorithm, derived from the key's type (Ed25519 ->
 EdDSA, P-256 -> ES256, RSA >= 2048 bits -> RS256); verification accepts a token only
 with its key's algorithm. Its `kid` is the RFC 7638 thumbprint unless a JWK file names one.
+The keys in use live in the database (service.py); files and the development key only
+seed an empty table.
 """
 
 from __future__ import annotations
@@ -55,8 +57,12 @@ class SigningKey:
 
 @dataclass(frozen=True)
 class KeySet:
+    """`signing` signs; every key in `by_kid` is published and verifies."""
+
     signing: SigningKey
     by_kid: dict[str, SigningKey]
+    # What the set was built from ((kid, state) pairs), to tell whether it changed.
+    fingerprint: tuple[tuple[str, str], ...] = ()
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [key.public_jwk() for key in self.by_kid.values()]}
@@ -143,6 +149,26 @@ def _load_jwk(path: Path, data: bytes) -> SigningKey:
     return loaded
 
 
+def public_pem(key: PublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def load_public_pem(kid: str, pem: str, algorithm: str) -> PublicKey:
+    """A stored public key, checked against the algorithm it is pinned to."""
+    public = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(public, PublicKey) or algorithm_for(public) != algorithm:
+        raise KeyConfigError(f"signing key {kid}: the stored key does not match {algorithm}")
+    return public
+
+
+def generate_key(algorithm: SigningAlgorithm) -> SigningKey:
+    """A new private key for `algorithm`, its kid the RFC 7638 thumbprint."""
+    private = _generate(algorithm)
+    return _key(private, private.public_key())
+
+
 def _generate(algorithm: SigningAlgorithm) -> PrivateKey:
     if algorithm == "EdDSA":
         return ed25519.Ed25519PrivateKey.generate()
@@ -190,7 +216,10 @@ def load_keys(settings: Settings) -> KeySet:
     if settings.signing_key_files:
         keys = [load_key_file(path) for path in settings.signing_key_files]
     elif settings.environment == "production":
-        raise KeyConfigError("production mode needs AUTHAPI_SIGNING_KEY_FILES")
+        raise KeyConfigError(
+            "no signing key: the key table is empty; run `authapi keys generate` (or "
+            "`authapi keys import FILE`), or set AUTHAPI_SIGNING_KEY_FILES"
+        )
     else:
         keys = [_development_key(settings)]
     if keys[0].private_key is None:

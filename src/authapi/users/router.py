@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import time
 import uuid
 
 from fastapi import APIRouter, Response, status
 
 from authapi.audit import service as audit
+from authapi.db import transaction
 from authapi.dependencies import ClientOrigin, Context, DbSession, Now
 from authapi.errors import (
     AuthenticationRequired,
@@ -21,7 +23,7 @@ from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason
 from authapi.tokens.dependencies import CurrentClaims
 from authapi.users import service
-from authapi.users.dependencies import CurrentUser
+from authapi.users.dependencies import CurrentUser, current_user
 from authapi.users.schemas import PasswordChange, UserCreate, UserOut
 
 router = APIRouter(tags=["users"])
@@ -48,8 +50,20 @@ async def register(
 
 
 @router.get("/users/me", response_model=UserOut, responses=AUTH_ERRORS)
-async def me(user: CurrentUser) -> UserOut:
-    return UserOut.model_validate(user)
+async def me(claims: CurrentClaims, context: Context) -> UserOut:
+    """The caller's profile. Read from the database once per session and access-token
+    lifetime, then answered from memory: every change to what it shows (the role,
+    whether the account is active) ends the user's sessions, whose tokens are then
+    refused before this runs."""
+    now = time.time()
+    profile = context.profiles.get(claims["sid"], now)
+    if profile is None:
+        # Its own transaction, only when needed: a hit opens no session at all.
+        async with transaction(context.sessionmaker) as db:
+            profile = UserOut.model_validate(await current_user(db, claims))
+        expires_at = now + context.settings.access_token_ttl
+        context.profiles.put(claims["sid"], profile, expires_at, now)
+    return profile
 
 
 @router.post(

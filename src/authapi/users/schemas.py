@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
 from authapi.users.emails import MAX_EMAIL_LENGTH, normalize_email
+from authapi.users.models import ROLES
 from authapi.users.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 # Documented as what normalize_email accepts: an address of at most 254 characters, not
@@ -29,6 +31,34 @@ Email = Annotated[
 ]
 # Length only, no composition rules (NIST 800-63B §5.1.1.2).
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
+
+
+def _known_role(value: str) -> str:
+    if value not in ROLES:
+        raise ValueError(f"must be one of: {', '.join(ROLES)}")
+    return value
+
+
+# A string, not an Enum: the one list of roles is users.models.ROLES.
+Role = Annotated[
+    str, AfterValidator(_known_role), WithJsonSchema({"type": "string", "enum": list(ROLES)})
+]
+
+
+# Query strings: no control characters (no email has one, and PostgreSQL refuses NUL).
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+EmailCursor = Annotated[str, Field(max_length=MAX_EMAIL_LENGTH, pattern=_PRINTABLE)]
+
+
+def _fold_fragment(value: str) -> str:
+    # As normalize_email folds whole addresses, so that a filter matches whatever case
+    # or Unicode form it is typed in.
+    return unicodedata.normalize("NFKC", value.strip()).lower()
+
+
+EmailFragment = Annotated[
+    str, Field(max_length=MAX_EMAIL_LENGTH, pattern=_PRINTABLE), AfterValidator(_fold_fragment)
+]
 
 
 class UserCreate(BaseModel):
@@ -54,3 +84,18 @@ class UserOut(BaseModel):
     role: str
     is_active: bool
     created_at: datetime
+
+
+class UserUpdate(BaseModel):
+    """What an admin may change; an absent (or null) field stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: StrictBool | None = None
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    # Pass as `after` to get the next page; null on the last page.
+    next_after: str | None

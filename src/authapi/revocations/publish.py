@@ -1,0 +1,59 @@
+"""Publishing revocations: to this instance once the revoking transaction commits,
+and to every other instance through PostgreSQL NOTIFY, which the server delivers at
+that same commit (and never, if it rolls back)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from authapi.revocations.registry import RevokedSessions
+
+CHANNEL = "authapi_revocations"
+# A notification carries at most 8000 bytes: 200 ids of 32 hex digits and a space.
+IDS_PER_NOTIFICATION = 200
+# Keys of Session.info: the app's registry (given to every session by the
+# sessionmaker) and the revocations of the current transaction, not yet committed.
+REGISTRY = "authapi.revoked_sessions"
+_PENDING = "authapi.pending_revocations"
+
+
+async def publish(db: AsyncSession, session_ids: Sequence[uuid.UUID], revoked_at: datetime) -> None:
+    """Announce that these sessions were revoked in `db`'s current transaction."""
+    if not session_ids:
+        return
+    db.info.setdefault(_PENDING, []).append((session_ids, revoked_at))
+    if db.get_bind().dialect.name == "postgresql":
+        for start in range(0, len(session_ids), IDS_PER_NOTIFICATION):
+            chunk = session_ids[start : start + IDS_PER_NOTIFICATION]
+            payload = " ".join(session_id.hex for session_id in chunk)
+            await db.execute(select(func.pg_notify(CHANNEL, payload)))
+
+
+def parse_notification(payload: str) -> Iterable[uuid.UUID]:
+    """The session ids of a notification; anything malformed is skipped."""
+    for word in payload.split():
+        try:
+            yield uuid.UUID(hex=word)
+        except ValueError:
+            continue
+
+
+@event.listens_for(Session, "after_commit")
+def _apply_committed(session: Session) -> None:
+    pending: list[tuple[Sequence[uuid.UUID], datetime]] = session.info.pop(_PENDING, [])
+    registry: RevokedSessions | None = session.info.get(REGISTRY)
+    if registry is not None:
+        for session_ids, revoked_at in pending:
+            registry.add(session_ids, revoked_at)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _discard_rolled_back(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop(_PENDING, None)

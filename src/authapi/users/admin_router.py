@@ -1,0 +1,95 @@
+"""The admin API: list users, disable or re-enable them, change their role, end their
+sessions (admin role)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from authapi.dependencies import ClientOrigin, DbSession, Now
+from authapi.errors import (
+    AuthenticationRequired,
+    Forbidden,
+    InvalidToken,
+    NotFound,
+    OwnAccountChange,
+    responses,
+)
+from authapi.users import admin_service as service
+from authapi.users.dependencies import AdminUser
+from authapi.users.schemas import EmailCursor, EmailFragment, Role, UserOut, UserPage, UserUpdate
+
+router = APIRouter(tags=["admin"])
+
+ADMIN_ERRORS = responses(AuthenticationRequired, InvalidToken, Forbidden)
+
+
+@router.get("/admin/users", response_model=UserPage, responses=ADMIN_ERRORS)
+async def list_users(
+    _admin: AdminUser,
+    db: DbSession,
+    email: Annotated[
+        EmailFragment | None,
+        Query(description="part of the email address, in any letter case"),
+    ] = None,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    after: Annotated[
+        EmailCursor | None, Query(description="next_after of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> UserPage:
+    """Users in email order, filtered and paginated (admin role). Pass the same filters
+    with `after` for the next page."""
+    rows = await service.list_users(
+        db, limit=limit + 1, after=after, email=email, role=role, is_active=is_active
+    )
+    page = rows[:limit]
+    return UserPage(
+        items=[UserOut.model_validate(row) for row in page],
+        next_after=page[-1].email if len(rows) > limit else None,
+    )
+
+
+@router.patch(
+    "/admin/users/{user_id}",
+    response_model=UserOut,
+    responses={**ADMIN_ERRORS, **responses(NotFound, OwnAccountChange)},
+)
+async def update_user(
+    user_id: uuid.UUID,
+    body: UserUpdate,
+    admin: AdminUser,
+    db: DbSession,
+    now: Now,
+    origin: ClientOrigin,
+) -> UserOut:
+    """Set a user's role or whether they may log in (admin role). Disabling the user or
+    changing their role ends every session of theirs; fields that already have the
+    given value change nothing. An admin cannot do either to their own account (409)."""
+    user = await service.change_account(
+        db,
+        actor_id=admin.id,
+        user_id=user_id,
+        role=body.role,
+        is_active=body.is_active,
+        now=now,
+        origin=origin,
+    )
+    return UserOut.model_validate(user)
+
+
+@router.delete(
+    "/admin/users/{user_id}/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={**ADMIN_ERRORS, **responses(NotFound)},
+)
+async def end_user_sessions(
+    user_id: uuid.UUID, admin: AdminUser, db: DbSession, now: Now, origin: ClientOrigin
+) -> Response:
+    """End every session of a user (admin role): their refresh tokens are refused."""
+    await service.end_sessions(db, actor_id=admin.id, user_id=user_id, now=now, origin=origin)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
