@@ -1,0 +1,104 @@
+"""A lean closed-loop load client for the scenarios wrk cannot express (each client
+carrying its own state from one response to its next request).
+
+Plain HTTP/1.1 keep-alive over asyncio streams on uvloop: httpx needs several times
+the CPU per request, and on the load generator's single core the client would then
+set the pace instead of the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from authbench.results import percentile
+
+
+class HttpError(RuntimeError):
+    pass
+
+
+class Connection:
+    """One keep-alive connection; requests on it go one after another."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None  # noqa: S101 - opened together
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        lines.append(f"Content-Length: {len(body)}")
+        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        status_line = await self._reader.readline()
+        if not status_line:
+            raise HttpError("connection closed by the server")
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self._reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                raise HttpError("chunked responses are not supported")
+        return status, await self._reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            await self._writer.wait_closed()
+            self._writer = None
+
+
+Step = Callable[[], Awaitable[None]]  # one request of one client; raises on failure
+
+
+@dataclass
+class LoadResult:
+    seconds: float
+    latencies: list[float] = field(default_factory=list)  # s, of requests in the window
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def ms(self, pct: float) -> float:
+        return percentile(self.latencies, pct) * 1000
+
+
+async def closed_loop(steps: list[Step], warmup: float, duration: float) -> LoadResult:
+    """Each step runs back to back in a task of its own; requests that start after
+    `warmup` and end before `warmup + duration` count."""
+    start = time.perf_counter()
+    window_start, window_end = start + warmup, start + warmup + duration
+    result = LoadResult(seconds=duration)
+
+    async def client(step: Step) -> None:
+        while True:
+            began = time.perf_counter()
+            if began >= window_end:
+                return
+            await step()
+            ended = time.perf_counter()
+            if began >= window_start and ended <= window_end:
+                result.latencies.append(ended - began)
+
+    await asyncio.gather(*(client(step) for step in steps))
+    return result

@@ -1,0 +1,107 @@
+"""Facts about the machine and the code measured, for the head of RESULTS.md."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import asyncpg
+
+from authbench import postgres
+from authbench.config import PEER_VENV_BIN, ROOT
+
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "pyjwt",
+    "cryptography",
+    "argon2-cffi",
+)
+PEER_PACKAGES = ("fastapi-users", "fastapi-users-db-sqlalchemy", "sqlalchemy", "pyjwt", "pwdlib")
+
+
+def _output(*command: str) -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
+        return (done.stdout or done.stderr).rstrip()
+    return ""
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def versions(names: tuple[str, ...]) -> dict[str, str]:
+    found = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def peer_versions() -> dict[str, str]:
+    if not (PEER_VENV_BIN / "python").exists():
+        return {}
+    listing = _output(str(PEER_VENV_BIN / "python"), "-m", "pip", "list", "--format=freeze")
+    wanted = {name.lower() for name in PEER_PACKAGES}
+    pairs = (line.split("==", 1) for line in listing.splitlines() if "==" in line)
+    return {name: version for name, version in pairs if name.lower() in wanted}
+
+
+def source() -> dict[str, str]:
+    commit = _output("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
+    changed = _output(
+        "git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "migrations", "pyproject.toml"
+    )
+    return {"commit": commit, "uncommitted": ", ".join(line[3:] for line in changed.splitlines())}
+
+
+def _postgres_facts() -> dict[str, str]:
+    try:
+        return postgres.server_facts()
+    except (OSError, asyncpg.PostgresError) as exc:  # the scenarios will say it too
+        unknown = f"unavailable ({type(exc).__name__})"
+        names = ("version", "shared_buffers", "synchronous_commit", "max_connections")
+        return dict.fromkeys(names, unknown)
+
+
+def facts() -> dict[str, object]:
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+        memory = f"{kib / 2**20:.1f} GiB"
+    return {
+        "cpu_model": cpu_model(),
+        "cpus": os.cpu_count(),
+        "memory": memory,
+        "kernel": platform.release(),
+        "os": _output("sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"),
+        "python": platform.python_version(),
+        "packages": versions(PACKAGES),
+        "peer_packages": peer_versions(),
+        "wrk": " ".join(_output("wrk", "--version").split()[:2]),
+        "postgres": _postgres_facts(),
+        "source": source(),
+    }

@@ -1,0 +1,208 @@
+"""The servers measured: real `authapi serve` processes and the peer app, each pinned
+to the server CPU with `taskset`, logging to a file, ready once /healthz answers, and
+stopped (SIGTERM to its process group, SIGKILL after a deadline) whatever happens."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+from authbench.config import PEER_DIR, PEER_VENV_BIN, REFRESH_SECRET, VENV_BIN, BenchConfig
+
+READY_DEADLINE = 30.0
+STOP_DEADLINE = 15.0
+_running: list[Server] = []
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(command: Sequence[str], cpu: int | None) -> list[str]:
+    if cpu is None or shutil.which("taskset") is None:
+        return list(command)
+    return ["taskset", "-c", str(cpu), *command]
+
+
+def set_priority(nice: int, pid: int = 0) -> bool:
+    """Give a process, and its scheduler autogroup (sched(7): a new session gets one of
+    its own, and the autogroup's nice value is what weighs against other sessions),
+    the nice value `nice`; children inherit it. Below 0 needs root. False if refused."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+        autogroup = Path(f"/proc/{pid or 'self'}/autogroup")
+        if autogroup.exists():
+            autogroup.write_text(str(nice))
+    except OSError:
+        return False
+    return True
+
+
+class Server:
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        env: dict[str, str],
+        cwd: Path,
+        port: int,
+        nice: int = 0,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.env = env
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.log_path = cwd / "server.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.command,
+            env=env,
+            cwd=cwd,  # a directory of its own: no .env of the caller is read
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _running.append(self)
+        if nice:
+            set_priority(nice, self.process.pid)
+        self.wait_ready()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def shown(self) -> str:
+        """The command line, for the report (the environment that matters in front)."""
+        env = " ".join(
+            f"{key}={value}"
+            for key, value in sorted(self.env.items())
+            if key.startswith(("AUTHAPI_", "PEER_")) and "SECRET" not in key
+        )
+        return f"{env} {shlex.join(self.command)}".strip()
+
+    def log_tail(self, lines: int = 25) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def wait_ready(self) -> None:
+        until = time.monotonic() + READY_DEADLINE
+        with httpx.Client(base_url=self.base_url, timeout=2) as client:
+            while time.monotonic() < until:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"{self.name} exited ({self.process.returncode}):\n{self.log_tail()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get("/healthz").status_code == 200:
+                        return
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name}: no /healthz within {READY_DEADLINE} s\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self in _running:
+            _running.remove(self)
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(STOP_DEADLINE)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+def stop_all() -> None:
+    for server in list(_running):
+        server.stop()
+
+
+atexit.register(stop_all)
+
+
+@contextlib.contextmanager
+def running(*servers: Server) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def base_environment() -> dict[str, str]:
+    """The caller's environment without any AUTHAPI_* setting: the figures depend on
+    what the suite sets, nothing else."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHAPI_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def authapi_env(data_dir: Path, database_url: str | None, **extra: str) -> dict[str, str]:
+    env = base_environment()
+    env.update(
+        {
+            "AUTHAPI_DATA_DIR": str(data_dir),
+            # The per-address limits would refuse a benchmark's load from one address.
+            "AUTHAPI_RATE_LIMIT_ENABLED": "false",
+            "AUTHAPI_REFRESH_TOKEN_SECRET": REFRESH_SECRET,
+        }
+    )
+    if database_url:
+        env["AUTHAPI_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+def authapi(config: BenchConfig, name: str, database_url: str | None, **extra: str) -> Server:
+    """`authapi serve` (defaults: one worker, uvloop, httptools) on a fresh data
+    directory; on PostgreSQL after `authapi migrate`, which `serve` requires."""
+    cwd = config.run_dir(name)
+    data_dir = cwd / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    env = authapi_env(data_dir, database_url, **extra)
+    command = str(VENV_BIN / "authapi")
+    if database_url:
+        subprocess.run(
+            [command, "migrate"], env=env, cwd=cwd, check=True, capture_output=True, timeout=120
+        )
+    port = free_port()
+    serve = pinned([command, "serve", "--port", str(port)], config.server_cpu)
+    return Server(name, serve, env, cwd, port, config.nice)
+
+
+def peer(config: BenchConfig, name: str, database_url: str, secret: str) -> Server:
+    """The fastapi-users app under uvicorn with the same loop and parser as authapi."""
+    cwd = config.run_dir(name)
+    env = base_environment()
+    env.update({"PEER_DATABASE_URL": database_url, "PEER_JWT_SECRET": secret})
+    port = free_port()
+    command = [
+        str(PEER_VENV_BIN / "uvicorn"),
+        "--app-dir",
+        str(PEER_DIR),
+        "app:app",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--port",
+        str(port),
+    ]
+    return Server(name, pinned(command, config.server_cpu), env, cwd, port, config.nice)
