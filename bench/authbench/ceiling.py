@@ -4,13 +4,13 @@
 The statements, in order, as captured from PostgreSQL (`log_statement = all` on a
 throwaway database, one refresh through a real `authapi serve`):
 
-1. `BEGIN;` `ROLLBACK;` - SQLAlchemy's pool pre-ping when the request checks out a
-   connection (`pool_pre_ping=True` in authapi/db.py); left out with `--no-ping`;
+1. `BEGIN;` `ROLLBACK;` - what SQLAlchemy's pool pre-ping sends when a request checks
+   out a connection; authapi no longer pre-pings (db.py), so only `--ping` sends it;
 2. `BEGIN;`
-3. the conditional `UPDATE sessions ... RETURNING` of sessions/service.py `rotate`;
-4. `SELECT ... FROM users WHERE users.id = $1` of oauth/service.py `refresh_grant`;
-5. `INSERT INTO audit_events ... RETURNING audit_events.id` (audit/service.py `record`);
-6. `COMMIT;`
+3. the conditional `UPDATE sessions ... RETURNING` of sessions/service.py `rotate`,
+   which also returns the user's role and whether they may log in (subqueries);
+4. `INSERT INTO audit_events ... RETURNING audit_events.id` (audit/service.py `record`);
+5. `COMMIT;`
 
 The SQL text is SQLAlchemy's, verbatim, so PostgreSQL plans the same statements.
 Each client has its own connection and its own session row (inserted at start) and
@@ -39,19 +39,15 @@ from authbench.httpload import Step, closed_loop
 # Verbatim from PostgreSQL's log (SQLAlchemy's text, casts included).
 ROTATE = (
     "UPDATE sessions SET generation=(sessions.generation + $1::BIGINT), "
-    "last_used_at=$2::TIMESTAMP WITH TIME ZONE, rotated_at=$3::TIMESTAMP WITH TIME ZONE, "
-    "expires_at=CASE WHEN (sessions.absolute_expires_at < $4::TIMESTAMP WITH TIME ZONE) "
-    "THEN sessions.absolute_expires_at ELSE $5::TIMESTAMP WITH TIME ZONE END "
-    "WHERE sessions.id = $6::UUID AND sessions.generation = $7::BIGINT "
-    "AND sessions.revoked_at IS NULL AND sessions.expires_at > $8::TIMESTAMP WITH TIME ZONE "
+    "last_used_at=$2::TIMESTAMP WITH TIME ZONE, rotated_at=$2::TIMESTAMP WITH TIME ZONE, "
+    "expires_at=CASE WHEN (sessions.absolute_expires_at < $3::TIMESTAMP WITH TIME ZONE) "
+    "THEN sessions.absolute_expires_at ELSE $3::TIMESTAMP WITH TIME ZONE END "
+    "WHERE sessions.id = $4::UUID AND sessions.generation = $5::BIGINT "
+    "AND sessions.revoked_at IS NULL AND sessions.expires_at > $2::TIMESTAMP WITH TIME ZONE "
     "RETURNING sessions.id, sessions.user_id, sessions.generation, sessions.scope, "
-    "sessions.created_at, sessions.last_used_at, sessions.rotated_at, sessions.expires_at, "
-    "sessions.absolute_expires_at, sessions.revoked_at, sessions.revoked_reason, "
-    "sessions.user_agent, sessions.ip"
-)
-GET_USER = (
-    "SELECT users.id, users.email, users.password_hash, users.role, users.is_active, "
-    "users.created_at \nFROM users \nWHERE users.id = $1::UUID"
+    "sessions.expires_at, (SELECT users.role \nFROM users \nWHERE users.id = sessions.user_id) "
+    "AS role, (SELECT users.is_active \nFROM users \nWHERE users.id = sessions.user_id) "
+    "AS user_active"
 )
 AUDIT = (
     "INSERT INTO audit_events (at, event, user_id, session_id, ip, user_agent, detail) "
@@ -90,15 +86,12 @@ class Client:
             await connection.execute("BEGIN;")
             await connection.execute("ROLLBACK;")
         await connection.execute("BEGIN;")
-        row = await connection.fetchrow(
-            ROTATE, 1, now, now, idle, idle, self.session_id, self.generation, now
-        )
+        row = await connection.fetchrow(ROTATE, 1, now, idle, self.session_id, self.generation)
         if row is None:
             raise RuntimeError("the session did not rotate")
         self.generation = row["generation"]
-        user = await connection.fetchrow(GET_USER, row["user_id"])
         await connection.fetchval(
-            AUDIT, now, "refresh", user["id"], self.session_id, "127.0.0.1", "authbench", None
+            AUDIT, now, "refresh", row["user_id"], self.session_id, "127.0.0.1", "authbench", None
         )
         await connection.execute("COMMIT;")
 
@@ -114,7 +107,7 @@ async def measure(args: argparse.Namespace) -> dict[str, float]:
             user_id,
             f"ceiling-{user_id}@example.com",
         )
-        clients = [Client(c, user_id, ping=not args.no_ping) for c in connections]
+        clients = [Client(c, user_id, ping=args.ping) for c in connections]
         for client in clients:
             await client.create_session()
         steps: list[Step] = [client.refresh for client in clients]
@@ -136,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--no-ping", action="store_true", help="leave out the pre-ping")
+    parser.add_argument(
+        "--ping", action="store_true", help="add a pool pre-ping (authapi sends none)"
+    )
     args = parser.parse_args(argv)
     figures = uvloop.run(measure(args))
     sys.stdout.write(json.dumps(figures) + "\n")

@@ -24,11 +24,9 @@ from authapi.errors import (
 )
 from authapi.oauth.schemas import TokenResponse
 from authapi.sessions import service as sessions
-from authapi.sessions.models import LoginSession
 from authapi.sessions.service import RevokeReason, SessionPolicy
 from authapi.tokens.access import AccessTokenSubject
 from authapi.users import service as users
-from authapi.users.models import User
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -66,18 +64,24 @@ class Issued:
 
 
 def _issue(
-    context: AppContext, user: User, session: LoginSession, scope: str, now: datetime
+    context: AppContext,
+    *,
+    user_id: uuid.UUID,
+    role: str,
+    session_id: uuid.UUID,
+    generation: int,
+    session_expires_at: datetime,
+    scope: str,
+    now: datetime,
 ) -> Issued:
-    subject = AccessTokenSubject(
-        user_id=user.id, session_id=session.id, role=user.role, scope=scope
-    )
+    subject = AccessTokenSubject(user_id=user_id, session_id=session_id, role=role, scope=scope)
     tokens = TokenResponse(
         access_token=context.access_tokens.issue(subject, now),
         expires_in=context.access_tokens.ttl,
-        refresh_token=context.refresh_tokens.encode(session.id, session.generation),
+        refresh_token=context.refresh_tokens.encode(session_id, generation),
         scope=scope,
     )
-    return Issued(tokens=tokens, session_expires_at=session.expires_at)
+    return Issued(tokens=tokens, session_expires_at=session_expires_at)
 
 
 async def password_grant(
@@ -129,7 +133,16 @@ async def password_grant(
         user_id=user.id,
         session_id=session.id,
     )
-    return _issue(context, user, session, granted, now)
+    return _issue(
+        context,
+        user_id=user.id,
+        role=user.role,
+        session_id=session.id,
+        generation=session.generation,
+        session_expires_at=session.expires_at,
+        scope=granted,
+        now=now,
+    )
 
 
 async def refresh_grant(
@@ -145,7 +158,7 @@ async def refresh_grant(
     if presented is None:
         raise InvalidGrant()
     try:
-        session = await sessions.rotate(db, session_policy(context), presented, now)
+        rotation = await sessions.rotate(db, session_policy(context), presented, now)
     except RefreshTokenReused as exc:
         audit.record(
             db,
@@ -156,17 +169,30 @@ async def refresh_grant(
             session_id=presented.session_id,
         )
         raise
-    user = await users.get_user(db, session.user_id)
-    if user is None or not user.is_active:
+    if not rotation.user_active or rotation.role is None:
         raise InvalidGrant()
     # RFC 6749 §6: a refresh may narrow the scope of the new access token, never widen it.
-    granted = session.scope
+    granted = rotation.scope
     if scope is not None and scope.strip():
-        granted = resolve_scope(scope, session.scope.split(" "))
+        granted = resolve_scope(scope, rotation.scope.split(" "))
     audit.record(
-        db, audit.Event.REFRESH, at=now, origin=origin, user_id=user.id, session_id=session.id
+        db,
+        audit.Event.REFRESH,
+        at=now,
+        origin=origin,
+        user_id=rotation.user_id,
+        session_id=rotation.session_id,
     )
-    return _issue(context, user, session, granted, now)
+    return _issue(
+        context,
+        user_id=rotation.user_id,
+        role=rotation.role,
+        session_id=rotation.session_id,
+        generation=rotation.generation,
+        session_expires_at=rotation.expires_at,
+        scope=granted,
+        now=now,
+    )
 
 
 def _session_of(context: AppContext, token: str) -> uuid.UUID | None:

@@ -7,18 +7,20 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Update, case, select, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authapi import metrics
 from authapi.audit import service as audit
 from authapi.client_address import Origin
-from authapi.db import delete_batch
+from authapi.db import UTCDateTime, delete_batch
 from authapi.errors import InvalidGrant, RefreshTokenReused
 from authapi.revocations.publish import publish
 from authapi.sessions.models import LoginSession
 from authapi.sessions.refresh_tokens import RefreshTokenClaims
+from authapi.users.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +76,70 @@ async def create_session(
     return session
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """What a refresh needs of the session it advanced, and of the session's user."""
+
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    generation: int
+    scope: str
+    expires_at: datetime
+    role: str | None  # None, like user_active, if the user is gone
+    user_active: bool | None
+
+
+# The refresh path, in SQLAlchemy Core with statements built once: the ORM's
+# bulk-update machinery and a separate read of the user cost most of a refresh's CPU
+# (bench/README.md, profiles). The user's role and whether they may still log in come
+# back with the UPDATE, as subqueries (SQLite's RETURNING cannot name an UPDATE's
+# FROM tables).
+_sessions = cast(Table, LoginSession.__table__)
+_users = cast(Table, User.__table__)
+_NOW = bindparam("p_now", type_=UTCDateTime())
+_IDLE_DEADLINE = bindparam("p_idle_deadline", type_=UTCDateTime())
+
+
+def _of_user(column: ColumnElement[Any]) -> Any:
+    return select(column).where(_users.c.id == _sessions.c.user_id).scalar_subquery()
+
+
+_ROTATION_COLUMNS = (
+    _sessions.c.id,
+    _sessions.c.user_id,
+    _sessions.c.generation,
+    _sessions.c.scope,
+    _sessions.c.expires_at,
+    _of_user(_users.c.role).label("role"),
+    _of_user(_users.c.is_active).label("user_active"),
+)
+_ADVANCE = (
+    update(_sessions)
+    .where(
+        _sessions.c.id == bindparam("p_session_id"),
+        _sessions.c.generation == bindparam("p_generation"),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > _NOW,
+    )
+    .values(
+        generation=_sessions.c.generation + 1,
+        rotated_at=_NOW,
+        last_used_at=_NOW,
+        expires_at=case(
+            (_sessions.c.absolute_expires_at < _IDLE_DEADLINE, _sessions.c.absolute_expires_at),
+            else_=_IDLE_DEADLINE,
+        ),
+    )
+    .returning(*_ROTATION_COLUMNS)
+)
+_CURRENT = select(*_ROTATION_COLUMNS, _sessions.c.rotated_at, _sessions.c.revoked_at).where(
+    _sessions.c.id == bindparam("p_session_id")
+)
+
+
 async def rotate(
     db: AsyncSession, policy: SessionPolicy, presented: RefreshTokenClaims, now: datetime
-) -> LoginSession:
+) -> Rotation:
     """Advance the session of a presented refresh token; its new generation names the
     refresh token to hand out.
 
@@ -87,45 +150,36 @@ async def rotate(
     are answered with the session's newest token; later, it is a replay and ends the
     session.
     """
-    idle_deadline = now + policy.idle_timeout
-    advanced = await db.scalar(
-        update(LoginSession)
-        .where(
-            LoginSession.id == presented.session_id,
-            LoginSession.generation == presented.generation,
-            LoginSession.revoked_at.is_(None),
-            LoginSession.expires_at > now,
+    connection = await db.connection()
+    advanced = (
+        await connection.execute(
+            _ADVANCE,
+            {
+                "p_session_id": presented.session_id,
+                "p_generation": presented.generation,
+                "p_now": now,
+                "p_idle_deadline": now + policy.idle_timeout,
+            },
         )
-        .values(
-            generation=LoginSession.generation + 1,
-            rotated_at=now,
-            last_used_at=now,
-            expires_at=case(
-                (
-                    LoginSession.absolute_expires_at < idle_deadline,
-                    LoginSession.absolute_expires_at,
-                ),
-                else_=idle_deadline,
-            ),
-        )
-        .returning(LoginSession)
-        .execution_options(populate_existing=True)
-    )
+    ).one_or_none()
     if advanced is not None:
-        return advanced
+        return Rotation(*advanced)
 
-    session = await db.get(LoginSession, presented.session_id, populate_existing=True)
-    if session is None or not session.is_active(now):
+    current = (
+        await connection.execute(_CURRENT, {"p_session_id": presented.session_id})
+    ).one_or_none()
+    if current is None or current.revoked_at is not None or current.expires_at <= now:
         raise InvalidGrant()
+    session = Rotation(*current[: len(_ROTATION_COLUMNS)])
     behind = session.generation - presented.generation
-    rotated_at = session.rotated_at
+    rotated_at = current.rotated_at
     if behind == 1 and rotated_at is not None and now <= rotated_at + policy.reuse_grace:
         return session
     if behind >= 1:
-        await revoke(db, session.id, RevokeReason.REFRESH_TOKEN_REUSED, now)
+        await revoke(db, session.session_id, RevokeReason.REFRESH_TOKEN_REUSED, now)
         logger.warning(
             "refresh token reuse: session %s of user %s revoked (token %d generations old)",
-            session.id,
+            session.session_id,
             session.user_id,
             behind,
         )
