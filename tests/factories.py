@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from authapi.context import AppContext
 from authapi.users.models import User
@@ -80,3 +80,18 @@ async def update_user(context: AppContext, user: dict[str, Any], **values: Any) 
     async with context.sessionmaker() as db:
         await db.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(**values))
         await db.commit()
+
+
+@contextmanager
+def statements_sent(context: AppContext) -> Iterator[list[str]]:
+    """The SQL statements the app sends to its database meanwhile."""
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(context.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(context.engine.sync_engine, "before_cursor_execute", count)

@@ -4,14 +4,18 @@ user's sessions."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
-from sqlalchemy import event
 
 from authapi.context import AppContext
-from tests.factories import bearer, login, register, registered_login, update_user
+from tests.factories import (
+    bearer,
+    login,
+    register,
+    registered_login,
+    statements_sent,
+    update_user,
+)
 
 
 @pytest.fixture
@@ -20,24 +24,14 @@ def settings_overrides() -> dict[str, object]:
     return {"revocation_poll_interval": 60, "key_reload_interval": 60}
 
 
-def count_statements(context: AppContext) -> list[str]:
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(context.engine.sync_engine, "before_cursor_execute", count)
-    return statements
-
-
 async def test_the_profile_is_read_once_per_session(
     client: httpx.AsyncClient, context: AppContext
 ) -> None:
     user, tokens = await registered_login(client)
     assert (await client.get("/users/me", headers=bearer(tokens))).json() == user
-    statements = count_statements(context)
-    for _ in range(20):
-        assert (await client.get("/users/me", headers=bearer(tokens))).json() == user
+    with statements_sent(context) as statements:
+        for _ in range(20):
+            assert (await client.get("/users/me", headers=bearer(tokens))).json() == user
     assert statements == []
 
 
