@@ -23,6 +23,14 @@ def default_data_dir() -> Path:
     return Path(base) / "authapi"
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (taskset, cpusets), not all the machine has:
+    a hashing thread more than those only waits, holding its argon2 memory."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _split_list(value: object) -> object:
     """Accept `a b`, `a,b` or a list, so lists are easy to write in the environment."""
     if isinstance(value, str):
@@ -76,7 +84,7 @@ class Settings(BaseSettings):
     argon2_memory_cost: int = Field(default=19456, ge=1024)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
-    hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    hash_workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
     # Hashes that may wait for a worker; past that, logins get 503 at once.
     hash_queue: int = Field(default=32, ge=0)
 
