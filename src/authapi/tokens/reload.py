@@ -16,6 +16,7 @@ anyway) and takes the database's set at its first good reload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -46,11 +47,11 @@ async def prepare_keys(settings: Settings, engine: AsyncEngine, kek: bytes, cloc
     maker = create_sessionmaker(engine)
     rows = await read_keys(maker)
     if not rows:
-        try:
+        # An IntegrityError means another instance seeded the table at the same moment:
+        # its keys are as good, and read below.
+        with contextlib.suppress(sa_exc.IntegrityError):
             async with transaction(maker) as db:
                 await service.seed(db, settings, kek, clock.now())
-        except sa_exc.IntegrityError:
-            pass  # another instance seeded it at the same moment
         rows = await read_keys(maker)
     else:
         _warn_about_unused_files(settings, rows)
