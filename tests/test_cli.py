@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -274,17 +274,20 @@ def serving(
     port: int | None = None,
     env: Mapping[str, str] | None = None,
     workers: int = 1,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[Server]:
     """`authapi serve` as a real process, healthy; stopped with SIGTERM on the way out.
 
     `port`: for settings that must name it before the start (`AUTHAPI_ISSUER`); a free
-    one by default. `env`: more environment variables, e.g. `AUTHAPI_*` settings."""
+    one by default. `env`: more environment variables, e.g. `AUTHAPI_*` settings.
+    `wrapper`: a command that runs it, e.g. one that drops privileges."""
     if port is None:
         port = free_port()
     log_path = cwd / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
             [
+                *wrapper,
                 *(sys.executable, "-m", "authapi", "serve"),
                 *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
             ],

@@ -1,15 +1,27 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
+from authapi import migrate
 from authapi.app import create_app
-from tests.conftest import make_settings
-from tests.factories import bearer, registered_login
+from authapi.context import AppContext
+from tests.conftest import POSTGRES_SERVER_URL, POSTGRES_URL, make_settings
+from tests.factories import PASSWORD, bearer, register, registered_login
+from tests.test_cli import serving
+
+# Runs a command as root without any capability: file modes then bind it as they bind
+# any user (the tests run as root, whom they do not bind). Dropping to another user
+# instead would lock it out of the interpreter, which lives under /root.
+WITHOUT_PRIVILEGES = ("setpriv", "--bounding-set=-all", "--inh-caps=-all")
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
@@ -21,6 +33,147 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 async def test_readyz(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
+
+
+async def test_readiness_probes_leave_nothing_behind(
+    client: httpx.AsyncClient, context: AppContext
+) -> None:
+    for _ in range(3):
+        assert (await client.get("/readyz")).status_code == 200
+    async with context.engine.connect() as connection:
+        versions = await connection.execute(text("SELECT version_num FROM alembic_version"))
+        assert versions.scalars().all() == [migrate.head_revision()]
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert response.headers["retry-after"]
+
+
+class TestReadOnlySQLite:
+    """An instance restarted on a data directory it cannot write, where the last one
+    left its `-wal` and `-shm` files: it reads, so it looked ready, but takes no login."""
+
+    @pytest.fixture
+    def read_only_data_dir(self, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+        data_dir = tmp_path / "data"
+        data_dir.mkdir(mode=0o700)
+        database_url = f"sqlite+aiosqlite:///{data_dir / 'authapi.db'}"
+        with serving(database_url, data_dir, tmp_path) as server:
+            httpx.post(
+                f"{server.base_url}/users",
+                json={"email": "reader@example.com", "password": PASSWORD},
+                timeout=10.0,
+            ).raise_for_status()
+            server.process.kill()  # no clean shutdown: the -wal and -shm files stay
+            server.process.wait()
+        assert (data_dir / "authapi.db-wal").exists()
+        assert (data_dir / "authapi.db-shm").exists()
+        files = [data_dir, *data_dir.iterdir()]
+        for path in files:
+            path.chmod(path.stat().st_mode & ~0o222)
+        try:
+            yield database_url, data_dir
+        finally:
+            for path in files:
+                path.chmod(path.stat().st_mode | 0o200)
+
+    def test_readyz_is_503_and_the_log_names_the_cause(
+        self, read_only_data_dir: tuple[str, Path], tmp_path: Path
+    ) -> None:
+        database_url, data_dir = read_only_data_dir
+        cwd = tmp_path / "read-only"
+        cwd.mkdir()
+        with (
+            serving(database_url, data_dir, cwd, wrapper=WITHOUT_PRIVILEGES) as server,
+            httpx.Client(base_url=server.base_url, timeout=10.0) as http,
+        ):
+            assert http.get("/healthz").status_code == 200
+            assert_unavailable(http.get("/readyz"))
+            login = {"grant_type": "password", "username": "reader@example.com"}
+            assert_unavailable(http.post("/token", data={**login, "password": PASSWORD}))
+            log = server.log()
+        assert "database unavailable: OperationalError: attempt to write a readonly database" in log
+        assert "reader@example.com" not in log  # the statement's parameters stay out
+
+
+class TestFullSQLite:
+    """A database that cannot grow (SQLite's own size limit; a full disk says the same)."""
+
+    @pytest.fixture
+    def database_file(self, tmp_path: Path) -> Path:
+        return tmp_path / "full.db"
+
+    @pytest.fixture
+    def database_url(self, database_file: Path) -> str:
+        url = f"sqlite+aiosqlite:///{database_file}"
+        migrate.upgrade(url)
+        return url
+
+    async def test_readyz_is_503_and_the_log_names_the_cause(
+        self,
+        client: httpx.AsyncClient,
+        context: AppContext,
+        database_file: Path,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        with sqlite3.connect(database_file) as database:
+            database.execute("VACUUM")  # no free page left: a new one must grow the file
+        # The app's one connection, which keeps the limit.
+        async with context.engine.connect() as connection:
+            pages = (await connection.exec_driver_sql("PRAGMA page_count")).scalar_one()
+            await connection.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
+
+        assert_unavailable(await client.get("/readyz"))
+        assert "database unavailable: OperationalError: database or disk is full" in caplog.text
+
+        async with context.engine.connect() as connection:
+            await connection.exec_driver_sql(f"PRAGMA max_page_count = {pages + 10}")
+        assert (await client.get("/readyz")).status_code == 200
+        # Probes reuse the page they freed: they do not grow the file.
+        for _ in range(3):
+            assert (await client.get("/readyz")).status_code == 200
+        async with context.engine.connect() as connection:
+            assert (await connection.exec_driver_sql("PRAGMA page_count")).scalar_one() <= (
+                pages + 10
+            )
+
+
+async def set_postgresql_read_only(read_only: bool) -> None:
+    """Make new connections to the tests' database read-only, as on a hot standby."""
+    admin = make_url(POSTGRES_SERVER_URL).set(drivername="postgresql")
+    database = make_url(POSTGRES_URL).database
+    setting = (
+        "SET default_transaction_read_only = on"
+        if read_only
+        else "RESET default_transaction_read_only"
+    )
+    connection = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=10)
+    try:
+        await connection.execute(f'ALTER DATABASE "{database}" {setting}')
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+class TestReadOnlyPostgreSQL:
+    async def test_readyz_and_logins_are_503(
+        self, client: httpx.AsyncClient, context: AppContext, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        user = await register(client)
+        await set_postgresql_read_only(True)
+        await context.engine.dispose()  # the pool's next connections take the setting
+        try:
+            assert_unavailable(await client.get("/readyz"))
+            login = {"grant_type": "password", "username": user["email"], "password": PASSWORD}
+            assert_unavailable(await client.post("/token", data=login))
+        finally:
+            await set_postgresql_read_only(False)
+            await context.engine.dispose()
+        assert "read-only transaction" in caplog.text
+        assert user["email"] not in caplog.text
+        assert (await client.get("/readyz")).status_code == 200
 
 
 @pytest.fixture

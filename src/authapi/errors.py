@@ -224,17 +224,38 @@ def _allowed_methods(request: Request) -> str:
     )
 
 
+# PostgreSQL's SQLSTATE for a write refused by a read-only transaction, which is what a
+# hot standby or `default_transaction_read_only` answers; asyncpg's error for it is no
+# OperationalError.
+_READ_ONLY_SQL_TRANSACTION = "25006"
+
+
+def _described(exc: Exception) -> str:
+    """The error's type and the driver's own first line, e.g. `OperationalError: attempt
+    to write a readonly database` or `OperationalError: database or disk is full`, so the
+    log names the cause. SQLAlchemy's own text of the error adds the statement and its
+    parameters, which may hold an email or a hash: those are never logged."""
+    error: BaseException = exc
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        # asyncpg's own error lies under SQLAlchemy's adapter of it.
+        error = exc.orig.__cause__ or exc.orig
+    lines = str(error).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     # Every DBAPIError reaches here (see DATABASE_UNAVAILABLE), but only one whose
-    # connection was lost is an outage. Any other (a constraint, a bad statement) is a
-    # bug: re-raised, it reaches the catch-all as before (a 500, and the server logs it).
+    # connection was lost, or whose database refuses writes, is an outage. Any other (a
+    # constraint, a bad statement) is a bug: re-raised, it reaches the catch-all as
+    # before (a 500, and the server logs it).
     if (
         isinstance(exc, sa_exc.DBAPIError)
         and not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
         and not exc.connection_invalidated
+        and getattr(exc.orig, "sqlstate", None) != _READ_ONLY_SQL_TRANSACTION
     ):
         raise exc
-    logger.warning("database unavailable: %s", type(exc).__name__)
+    logger.warning("database unavailable: %s", _described(exc))
     unavailable = ServiceUnavailable("The database is unavailable; try again shortly.")
     return await _domain_error(_request, unavailable)
 
