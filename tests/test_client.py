@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -14,10 +18,13 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from authapi.audit.models import AuditEvent
-from authapi.client import AuthapiAuth, AuthapiError
+from authapi.client import AuthapiAuth, AuthapiError, AuthapiUnavailable
 from authapi.context import AppContext
 from tests.factories import PASSWORD, register
-from tests.test_cli import serving
+from tests.test_cli import free_port, serving
+
+# Seconds: how long a throwaway Redis may take to start answering.
+REDIS_START_DEADLINE = 10.0
 
 
 class FakeMonotonic:
@@ -40,10 +47,82 @@ async def count(context: AppContext, event: str) -> int:
         return int(await db.scalar(query) or 0)
 
 
-def client_for(app: FastAPI, auth: AuthapiAuth) -> httpx.AsyncClient:
+def kept_refresh_token(auth: AuthapiAuth) -> str:
+    assert auth._tokens is not None, "the client dropped its session"
+    return auth._tokens.refresh
+
+
+def client_for(
+    app: FastAPI, auth: AuthapiAuth, grants: list[str] | None = None
+) -> httpx.AsyncClient:
+    """A client of the in-process app. `grants` receives the grant_type of every
+    token request the auth sends, in order."""
+
+    async def record_grant(request: httpx.Request) -> None:
+        if grants is not None and request.url.path == "/token":
+            grants.append(dict(httpx.QueryParams(request.content.decode()))["grant_type"])
+
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", auth=auth
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        auth=auth,
+        event_hooks={"request": [record_grant]},
     )
+
+
+def auth_for(user: dict[str, str], clock: FakeMonotonic) -> AuthapiAuth:
+    return AuthapiAuth(
+        "http://testserver/token", username=user["email"], password=PASSWORD, clock=clock
+    )
+
+
+class ThrowawayRedis:
+    """A Redis server of the test's own, on a free port, that the test can stop (an
+    outage of the rate-limit storage) and start again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(  # noqa: S603 - fixed arguments of our own
+            [  # noqa: S607 - Debian's redis-server, as the CI machine has it
+                *("redis-server", "--bind", "127.0.0.1", "--port", str(self.port)),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(int(REDIS_START_DEADLINE * 20)):
+            ping = subprocess.run(  # noqa: S603
+                ["redis-cli", "-p", str(self.port), "ping"],  # noqa: S607
+                capture_output=True,
+                check=False,
+            )
+            if ping.stdout.strip() == b"PONG":
+                return
+            if self._process.poll() is not None:
+                break
+            time.sleep(0.05)  # a readiness poll, bounded above; no timing is under test
+        self.stop()
+        raise RuntimeError(f"redis-server did not come up on port {self.port}")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=REDIS_START_DEADLINE)
+            self._process = None
+
+
+@contextmanager
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    redis = ThrowawayRedis()
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
 
 
 class TestAsyncClient:
@@ -101,11 +180,13 @@ class TestAsyncClient:
     ) -> None:
         user = await register(client)
         auth = AuthapiAuth("http://testserver/token", username=user["email"], password=PASSWORD)
-        async with client_for(app, auth) as http:
+        grants: list[str] = []
+        async with client_for(app, auth, grants) as http:
             assert (await http.delete("/sessions")).status_code == 204  # log out everywhere
             spoil_access_token(auth)
             response = await http.get("/users/me")
         assert response.status_code == 200
+        assert grants == ["password", "refresh_token", "password"]  # invalid_grant, then login
         assert await count(context, "login_succeeded") == 2
 
     async def test_retries_a_401_only_once(self) -> None:
@@ -131,6 +212,109 @@ class TestAsyncClient:
         async with client_for(app, auth) as http:
             with pytest.raises(AuthapiError, match="invalid_grant"):
                 await http.get("/whoami")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"access_token_ttl": 10}])
+class TestShortAccessTokenLifetime:
+    async def test_concurrent_requests_refresh_at_most_once(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        # A TTL below the default 30 s margin: the margin shrinks to a part of the TTL.
+        user = await register(client)
+        clock = FakeMonotonic()
+        grants: list[str] = []
+        async with client_for(app, auth_for(user, clock), grants) as http:
+            first = await asyncio.gather(*(http.get("/whoami") for _ in range(20)))
+            assert grants == ["password"]
+            clock.now += 8  # 2 s before expiry: time to refresh
+            second = await asyncio.gather(*(http.get("/whoami") for _ in range(20)))
+        assert {r.status_code for r in first + second} == {200}
+        assert grants == ["password", "refresh_token"]
+
+
+# One refresh a minute (a login on top, where refreshes count against the login budget).
+@pytest.mark.parametrize(
+    "settings_overrides", [{"rate_limit_token": "2/minute", "rate_limit_refresh": "1/minute"}]
+)
+class TestRateLimitedRefresh:
+    async def test_keeps_the_session_and_the_valid_access_token(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        user = await register(client)
+        clock = FakeMonotonic()
+        auth = auth_for(user, clock)
+        grants: list[str] = []
+        async with client_for(app, auth, grants) as http:
+            assert (await http.get("/whoami")).status_code == 200
+            clock.now += 300 - 10  # within the margin: the minute's one refresh
+            assert (await http.get("/whoami")).status_code == 200
+            refresh_token = kept_refresh_token(auth)
+            assert grants == ["password", "refresh_token"]
+
+            clock.now += 300 - 10  # within the margin again: refresh, answered 429
+            response = await http.get("/whoami")
+            assert response.status_code == 200  # the access token was still valid
+            assert grants == ["password", "refresh_token", "refresh_token"]
+            assert kept_refresh_token(auth) == refresh_token
+
+            # A 401 now needs a new token, but Retry-After has not passed: a clear
+            # error at once, and the token endpoint is not asked again.
+            access = auth.access_token
+            spoil_access_token(auth)
+            with pytest.raises(AuthapiUnavailable, match="retry in") as raised:
+                await http.get("/whoami")
+            assert 0 < raised.value.retry_after <= 60
+            assert grants == ["password", "refresh_token", "refresh_token"]
+            assert kept_refresh_token(auth) == refresh_token
+        # The session lives on, unrotated, so the refresh token kept is its current one.
+        sessions = await client.get("/sessions", headers={"Authorization": f"Bearer {access}"})
+        assert sessions.status_code == 200
+        assert len(sessions.json()) == 1
+
+
+@pytest.fixture
+def redis_storage() -> Iterator[ThrowawayRedis]:
+    with throwaway_redis() as redis:
+        yield redis
+
+
+class TestRefreshDuringAnOutage:
+    @pytest.fixture
+    def settings_overrides(self, redis_storage: ThrowawayRedis) -> dict[str, object]:
+        # The rate limits' storage: while it is down, /token answers 503 (Retry-After: 1).
+        return {"rate_limit_storage": redis_storage.url}
+
+    async def test_a_503_keeps_the_session_for_after_the_outage(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        context: AppContext,
+        redis_storage: ThrowawayRedis,
+    ) -> None:
+        user = await register(client)
+        clock = FakeMonotonic()
+        auth = auth_for(user, clock)
+        grants: list[str] = []
+        async with client_for(app, auth, grants) as http:
+            assert (await http.get("/whoami")).status_code == 200
+            refresh_token = kept_refresh_token(auth)
+            redis_storage.stop()
+            clock.now += 301  # the access token has expired
+            with pytest.raises(AuthapiUnavailable) as raised:
+                await http.get("/whoami")
+            assert raised.value.retry_after == 1
+            assert raised.value.response is not None
+            assert raised.value.response.status_code == 503
+            assert grants == ["password", "refresh_token"]
+            assert kept_refresh_token(auth) == refresh_token
+
+            redis_storage.start()
+            clock.now += 1  # Retry-After has passed
+            response = await http.get("/whoami")
+        assert response.status_code == 200
+        assert grants == ["password", "refresh_token", "refresh_token"]  # no second login
+        assert await count(context, "login_succeeded") == 1
+        assert await count(context, "refresh") == 1
 
 
 class TestSyncClient:

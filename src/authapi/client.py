@@ -6,7 +6,10 @@
 
 It logs in with the password grant on first use, sends the access token as a bearer
 token, refreshes it (rotating the refresh token) shortly before it expires or once
-after a 401, and falls back to logging in again when the refresh token is refused.
+after a 401, and logs in again only when the session has ended (`invalid_grant`). A
+refresh answered 429 or 503 keeps the session: the access token is used while it is
+valid, and the token endpoint is not asked again before its `Retry-After`; with no
+valid token meanwhile, the request raises `AuthapiUnavailable`.
 Refreshes are single-flight: however many requests run at once, in threads or tasks,
 one of them refreshes and the others wait for its result.
 """
@@ -19,6 +22,8 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -28,16 +33,68 @@ TokenFlow = Generator[httpx.Request, httpx.Response, None]
 
 
 class AuthapiError(Exception):
-    """The token endpoint refused to log in: wrong credentials, disabled user, ..."""
+    """The token endpoint refused: wrong credentials, a disabled user, ..."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, message: str, response: httpx.Response | None = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+    @classmethod
+    def refused(cls, action: str, response: httpx.Response) -> AuthapiError:
         try:
             body = response.json()
             detail = f"{body.get('error')}: {body.get('error_description')}"
         except ValueError:
             detail = response.text[:200]
-        super().__init__(f"login refused ({response.status_code}) {detail}")
-        self.response = response
+        return cls(f"{action} refused ({response.status_code}) {detail}", response)
+
+
+class AuthapiUnavailable(AuthapiError):
+    """The token endpoint asked us to wait (429 rate limited, 503 unavailable) and there
+    is no valid access token meanwhile. The session is kept: once `retry_after` seconds
+    have passed, the next request refreshes it (no new login)."""
+
+    def __init__(
+        self, retry_after: float, response: httpx.Response | None = None, action: str = "refresh"
+    ) -> None:
+        super().__init__(
+            f"{action} postponed: the token endpoint asked to retry in {retry_after:.0f} s",
+            response,
+        )
+        self.retry_after = retry_after
+
+
+# A refresh starts at most this fraction of the lifetime before expiry, so that a short
+# access-token TTL (at or below the margin) does not mean a refresh before every request.
+MARGIN_FRACTION = 0.25
+# Answers that ask the client to come back later; nothing is wrong with the session.
+WAIT_STATUSES = frozenset({429, 503})
+DEFAULT_RETRY_AFTER = 1.0
+
+
+def retry_after(response: httpx.Response) -> float:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date, RFC 9110 10.2.3)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def session_ended(response: httpx.Response) -> bool:
+    """True for `invalid_grant`: the refresh token is dead (logout, revocation, expiry).
+    Every other refusal (429, 503, a proxy's 502) leaves the session as it was."""
+    if response.status_code != 400:
+        return False
+    try:
+        return bool(response.json().get("error") == "invalid_grant")
+    except (ValueError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -45,6 +102,7 @@ class _Tokens:
     access: str
     refresh: str
     expires_at: float  # on the auth's clock
+    refresh_at: float  # from then on a request refreshes first
 
 
 class AuthapiAuth(httpx.Auth):
@@ -64,6 +122,8 @@ class AuthapiAuth(httpx.Auth):
         self._margin = refresh_margin
         self._clock = clock
         self._tokens: _Tokens | None = None
+        # After a 429 or 503, the token endpoint is not asked again before this time.
+        self._not_before = 0.0
         self._thread_lock = threading.Lock()
         self._task_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -82,32 +142,65 @@ class AuthapiAuth(httpx.Auth):
 
     def _store(self, response: httpx.Response) -> None:
         body: dict[str, Any] = response.json()
+        now = self._clock()
+        lifetime = float(body["expires_in"])
+        margin = min(self._margin, lifetime * MARGIN_FRACTION)
         self._tokens = _Tokens(
             access=body["access_token"],
             refresh=body["refresh_token"],
-            expires_at=self._clock() + float(body["expires_in"]),
+            expires_at=now + lifetime,
+            refresh_at=now + lifetime - margin,
         )
+
+    def _postpone(self, response: httpx.Response) -> None:
+        """Remember a 429's or 503's Retry-After, so no request asks again before then."""
+        if response.status_code in WAIT_STATUSES:
+            self._not_before = self._clock() + retry_after(response)
+
+    def _waiting(self, action: str) -> AuthapiUnavailable | None:
+        wait = self._not_before - self._clock()
+        return AuthapiUnavailable(wait, action=action) if wait > 0 else None
 
     def _renew(self, rejected: str | None) -> TokenFlow:
         """Make sure there is a usable access token. `rejected` is the token a 401 came
         back for: if another caller has replaced it meanwhile, that one is used."""
         tokens = self._tokens
         if tokens is not None:
-            replaced = rejected is not None and tokens.access != rejected
-            fresh = rejected is None and self._clock() < tokens.expires_at - self._margin
-            if replaced or fresh:
+            if rejected is not None and tokens.access != rejected:
                 return
+            now = self._clock()
+            # A token not yet expired still works while a refresh has to wait.
+            usable = rejected is None and now < tokens.expires_at
+            if usable and (now < tokens.refresh_at or now < self._not_before):
+                return
+            if waiting := self._waiting("refresh"):
+                raise waiting
             response = yield self._token_request(
                 {"grant_type": "refresh_token", "refresh_token": tokens.refresh}
             )
             if response.status_code == 200:
                 self._store(response)
                 return
-            self._tokens = None  # refresh refused (session ended): log in again
+            if not session_ended(response):
+                # Keep the session: logging in again would lose it, cost the server a
+                # password hash and, against a rate limit, be refused just the same.
+                self._postpone(response)
+                if usable:
+                    return
+                if response.status_code in WAIT_STATUSES:
+                    raise AuthapiUnavailable(retry_after(response), response)
+                raise AuthapiError.refused("refresh", response)
+            self._tokens = None  # invalid_grant: the session has ended, log in again
+        if waiting := self._waiting("login"):
+            raise waiting
         response = yield self._token_request({"grant_type": "password", **self._credentials})
-        if response.status_code != 200:
-            raise AuthapiError(response)
-        self._store(response)
+        if response.status_code == 200:
+            self._store(response)
+            return
+        self._postpone(response)
+        if response.status_code in WAIT_STATUSES:
+            raise AuthapiUnavailable(retry_after(response), response, action="login")
+        raise AuthapiError.refused("login", response)
 
     def _authorize(self, request: httpx.Request) -> str:
         assert self._tokens is not None  # noqa: S101 - _renew always leaves tokens
