@@ -14,6 +14,7 @@ from authapi.audit.router import router as audit_router
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.context import AppContext
+from authapi.data_dir import secure_data_dir
 from authapi.db import create_engine, create_sessionmaker
 from authapi.demo import install_demo
 from authapi.dependencies import refuse_secrets_in_query
@@ -46,7 +47,7 @@ PROFILES_CACHED = 10_000
 
 
 async def build_context(settings: Settings, clock: Clock) -> AppContext:
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secure_data_dir(settings)  # before anything is written there
     kek = load_key_encryption_key(settings)
     engine = create_engine(settings)
     try:

@@ -20,6 +20,7 @@ from authapi import logs, metrics, migrate
 from authapi.audit import service as audit
 from authapi.clock import Clock
 from authapi.config import Settings
+from authapi.data_dir import DataDirError, secure_data_dir
 from authapi.db import create_engine, create_sessionmaker, transaction
 from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
 from authapi.sessions import service as sessions
@@ -58,10 +59,17 @@ def _settings() -> Settings:
     return settings
 
 
+def _secure_data_dir(settings: Settings) -> None:
+    try:
+        secure_data_dir(settings)
+    except DataDirError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def cmd_migrate(_args: argparse.Namespace) -> None:
     settings = _settings()
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _secure_data_dir(settings)  # the database file is created 0600
     migrate.upgrade(settings.resolved_database_url)
     print("database is at the latest schema")  # noqa: T201
 
@@ -78,7 +86,7 @@ async def _schema_is_current(settings: Settings) -> bool:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _secure_data_dir(settings)
     # Once, before the workers start: they must all find the same generated secrets.
     load_refresh_token_key(settings)
     if settings.is_sqlite:
@@ -98,6 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_keys(args: argparse.Namespace) -> None:
     settings = _settings()
+    _secure_data_dir(settings)  # a development key-encryption key may be written there
     if not asyncio.run(_schema_is_current(settings)):
         raise CommandError("the database schema is not current: run `authapi migrate` first")
     try:

@@ -113,12 +113,12 @@ class TestConfiguredKeys:
 
 
 class TestDevelopmentKey:
-    def test_generated_once_and_kept(self, tmp_path: Path) -> None:
+    def test_generated_in_memory_only(self, tmp_path: Path) -> None:
+        """It exists in plaintext nowhere: seeding stores it sealed (test_data_dir.py)."""
         first = load_keys(settings_for(tmp_path))
         second = load_keys(settings_for(tmp_path))
-        assert first.signing.kid == second.signing.kid
-        [path] = (tmp_path / "data").glob("signing-key-*.pem")
-        assert path.stat().st_mode & 0o777 == 0o600
+        assert first.signing.kid != second.signing.kid
+        assert not (tmp_path / "data").exists()
 
     @pytest.mark.parametrize("algorithm", ["ES256", "RS256"])
     def test_algorithm_is_selectable(self, tmp_path: Path, algorithm: str) -> None:

@@ -1,4 +1,4 @@
-"""Signing keys: loaded from PEM or JWK files, or generated once in the data directory.
+"""Signing keys: loaded from PEM or JWK files, or generated for development.
 
 Each key is pinned to exactly one algorithm, derived from the key's type (Ed25519 ->
 EdDSA, P-256 -> ES256, RSA >= 2048 bits -> RS256); verification accepts a token only
@@ -195,21 +195,20 @@ def write_new_file(path: Path, content: bytes) -> None:
         os.unlink(tmp)
 
 
+def development_key_files(settings: Settings) -> list[Path]:
+    """Plaintext PEM files that versions before the key table generated into the data
+    directory: they seed an empty table once, and are then removed (service.py)."""
+    return sorted(settings.data_dir.glob("signing-key-*.pem"))
+
+
 def _development_key(settings: Settings) -> SigningKey:
-    path = settings.data_dir / f"signing-key-{settings.signing_algorithm.lower()}.pem"
-    if not path.exists():
-        pem = _generate(settings.signing_algorithm).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        write_new_file(path, pem)
-        logger.warning(
-            "no signing keys configured: generated %s; set AUTHAPI_SIGNING_KEY_FILES "
-            "before production",
-            path,
-        )
-    return load_key_file(path)
+    """An older version's generated key, if the data directory still holds one (so an
+    upgrade keeps its kid), else a new key that exists only in memory until it is
+    sealed into the database: no plaintext copy is ever written."""
+    legacy = settings.data_dir / f"signing-key-{settings.signing_algorithm.lower()}.pem"
+    if legacy.exists():
+        return load_key_file(legacy)
+    return generate_key(settings.signing_algorithm)
 
 
 def load_keys(settings: Settings) -> KeySet:

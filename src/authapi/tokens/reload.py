@@ -8,8 +8,10 @@ every instance within that interval plus one read of the table. Requests never r
 the table. A read that fails keeps the last good key set (and says so, once).
 
 At start an empty table is seeded from AUTHAPI_SIGNING_KEY_FILES, or in development
-with the generated key (service.seed). If the database cannot be read at start, the
-instance begins with those configured keys (it can log nobody in without the database
+with a generated key (service.seed), which is never written anywhere else; an older
+version's plaintext development key file is removed once the table holds it sealed.
+If the database cannot be read at start, the instance begins with those configured
+keys (in development a key of its own: it can log nobody in without the database
 anyway) and takes the database's set at its first good reload.
 """
 
@@ -55,7 +57,9 @@ async def prepare_keys(settings: Settings, engine: AsyncEngine, kek: bytes, cloc
         rows = await read_keys(maker)
     else:
         _warn_about_unused_files(settings, rows)
-    return service.key_set(rows, kek)
+    keys = service.key_set(rows, kek)  # the table's keys open: now the file may go
+    service.remove_sealed_development_keys(settings, rows)
+    return keys
 
 
 def _warn_about_unused_files(settings: Settings, rows: list[StoredSigningKey]) -> None:

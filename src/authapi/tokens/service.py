@@ -23,6 +23,8 @@ from authapi.tokens.keys import (
     KeySet,
     SigningKey,
     algorithm_for,
+    development_key_files,
+    load_key_file,
     load_keys,
     load_public_pem,
     public_pem,
@@ -140,8 +142,35 @@ async def seed(db: AsyncSession, settings: Settings, kek: bytes, now: datetime) 
         state = KeyState.CURRENT if key is configured.signing else KeyState.RETIRED
         db.add(_stored(key, kek, state, now))
     await db.flush()
-    logger.info("signing keys: stored %s as the current key", configured.signing.kid)
+    if settings.signing_key_files:
+        logger.info("signing keys: stored %s as the current key", configured.signing.kid)
+    else:
+        logger.warning(
+            "signing keys: none configured; stored a development %s key, %s, in the "
+            "database as the current key (its private part encrypted under the "
+            "key-encryption key). Production needs AUTHAPI_KEY_ENCRYPTION_KEY and "
+            "AUTHAPI_REFRESH_TOKEN_SECRET, and its keys are managed with `authapi keys "
+            "generate|import|rotate` (README: Signing keys)",
+            configured.signing.algorithm,
+            configured.signing.kid,
+        )
     return True
+
+
+def remove_sealed_development_keys(settings: Settings, rows: list[StoredSigningKey]) -> None:
+    """Delete an older version's plaintext development key file once the table holds
+    that key sealed: the database and the key-encryption key are then its only copy,
+    as for every other key. A file the table does not hold is left alone."""
+    sealed = {row.kid for row in rows if row.sealed_private_key is not None}
+    for path in development_key_files(settings):
+        try:
+            kid = load_key_file(path).kid
+        except KeyConfigError:
+            continue
+        if kid in sealed:
+            # Several workers may get here at once; the first one removes it.
+            path.unlink(missing_ok=True)
+            logger.info("signing keys: removed %s, now sealed in the database as %s", path, kid)
 
 
 async def add_key(
