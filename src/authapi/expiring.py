@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -10,11 +12,22 @@ V = TypeVar("V")
 
 class ExpiringCache(Generic[K, V]):
     """At most `max_entries` values, each until its deadline (a `time.time()` instant).
-    When full, expired values go first, then the oldest insertion."""
+
+    Expired values are dropped as time passes, not only when the cache is full: each
+    `put` first drops those whose deadline has come, taken from a heap of deadlines, so
+    memory follows the number of live values (a cache that only ever filled up held
+    `max_entries` values long dead). A `get` stays one dict lookup; a `put` costs a heap
+    push, and each value is popped once. When full of live values, the one that would
+    expire first goes.
+    """
 
     def __init__(self, max_entries: int) -> None:
         self._max_entries = max_entries
         self._entries: dict[K, tuple[float, V]] = {}
+        # (deadline, insertion number, key); the number keeps keys from being compared.
+        # An item whose key was dropped or put again since is stale, and skipped.
+        self._deadlines: list[tuple[float, int, K]] = []
+        self._insertions = itertools.count()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -29,16 +42,39 @@ class ExpiringCache(Generic[K, V]):
         return entry[1]
 
     def put(self, key: K, value: V, expires_at: float, now: float) -> None:
+        self._drop_expired(now)
         if key not in self._entries and len(self._entries) >= self._max_entries:
-            self._make_room(now)
+            self._drop_first_to_expire()
         self._entries[key] = (expires_at, value)
+        heapq.heappush(self._deadlines, (expires_at, next(self._insertions), key))
+        if len(self._deadlines) > 2 * len(self._entries) + 64:
+            self._compact()
 
     def clear(self) -> None:
         self._entries.clear()
+        self._deadlines.clear()
 
-    def _make_room(self, now: float) -> None:
-        expired = [key for key, (deadline, _) in self._entries.items() if deadline <= now]
-        for key in expired:
-            del self._entries[key]
-        if len(self._entries) >= self._max_entries:
-            del self._entries[next(iter(self._entries))]
+    def _drop_expired(self, now: float) -> None:
+        while self._deadlines and self._deadlines[0][0] <= now:
+            self._pop_first_deadline()
+
+    def _drop_first_to_expire(self) -> None:
+        while self._deadlines and not self._pop_first_deadline():
+            pass
+
+    def _pop_first_deadline(self) -> bool:
+        """Drop the value of the earliest deadline, unless that item is stale."""
+        deadline, _, key = heapq.heappop(self._deadlines)
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != deadline:
+            return False
+        del self._entries[key]
+        return True
+
+    def _compact(self) -> None:
+        # Stale items pile up only when live keys are put again; rebuilding then, from
+        # the live entries alone, keeps the heap within twice their number (amortised).
+        self._deadlines = [
+            (deadline, next(self._insertions), key) for key, (deadline, _) in self._entries.items()
+        ]
+        heapq.heapify(self._deadlines)

@@ -4,8 +4,9 @@ A client sends the same access token with every request for its whole life, and
 verifying it (parsing, the signature, the claims) is most of what an authenticated
 request costs here. A token that verified once verifies again until its `exp`, so its
 claims are kept until then: a hit costs one dict lookup. Only tokens that verified are
-kept (so only our own, genuine tokens take room), at most MAX_ENTRIES of them; the
-revocation check runs on every request after this, hit or miss.
+kept (so only our own, genuine tokens take room), at most MAX_ENTRIES of them, and
+each is dropped once its token has expired; the revocation check runs on every request
+after this, hit or miss.
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ Claims = dict[str, Any]
 
 
 class VerifiedTokens:
-    def __init__(self, verify: Callable[[str], Claims], max_entries: int = MAX_ENTRIES) -> None:
+    """`now`: the clock of `exp`, `time.time` (which tests move instead of sleeping)."""
+
+    def __init__(
+        self,
+        verify: Callable[[str], Claims],
+        max_entries: int = MAX_ENTRIES,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._verify = verify
+        self._now = now
         self._claims: ExpiringCache[str, Claims] = ExpiringCache(max_entries)
 
     def __len__(self) -> int:
@@ -34,7 +43,7 @@ class VerifiedTokens:
         """The claims of a valid token (a copy: callers may change it), else raises
         what `verify` raises."""
         # The same clock and comparison as PyJWT's expiry check (no leeway).
-        now = time.time()
+        now = self._now()
         claims = self._claims.get(token, now)
         if claims is None:
             claims = self._verify(token)
