@@ -49,8 +49,16 @@ class TestPasswordGrant:
         assert user["email"] == "mixed.case@example.org"
 
     async def test_unknown_parameters_are_ignored(self, client: httpx.AsyncClient) -> None:
+        # RFC 6749 §3.2: unrecognised parameters are ignored, so none of these can name
+        # the client or change what the token grants.
         user = await register(client)
-        await login(client, user["email"], client_id="spa", client_secret="", state="xyz")
+        tokens = await login(client, user["email"], client_id="spa", client_secret="", state="xyz")
+        assert tokens["scope"] == "profile email"
+        claims = await client.get("/whoami", headers=bearer(tokens))
+        assert claims.status_code == 200
+        assert claims.json()["sub"] == user["id"]
+        assert claims.json()["client_id"] == "authapi"  # the configured one, not "spa"
+        assert "state" not in claims.json()
 
     async def test_wrong_password_and_unknown_email_get_the_same_answer(
         self, client: httpx.AsyncClient, context: AppContext
