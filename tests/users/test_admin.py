@@ -3,12 +3,14 @@ sessions; each refused to anybody but an admin, and each recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
@@ -24,6 +26,7 @@ from tests.factories import (
     update_user,
 )
 
+_T = TypeVar("_T")
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 # Every admin endpoint, with a valid request for it (the user id is filled in).
 ENDPOINTS = [
@@ -314,6 +317,69 @@ class TestRoleChange:
         assert (await client.get("/admin/users", headers=bearer(tokens))).status_code == 200
         assert await revoked_reasons(context, admin["id"]) == [None]
         assert await admin_actions(context) == []
+
+
+class TestConcurrentDemotion:
+    """Two admins demoting (or disabling) each other at the same moment: one change wins,
+    the other is refused, and an admin remains."""
+
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, object]:
+        # The requests wait for held rows: give them longer than a busy machine needs.
+        return {"rate_limit_enabled": False, "argon2_memory_cost": 1024, "db_timeout": 30}
+
+    @pytest.mark.parametrize("change", [{"role": "user"}, {"is_active": False}])
+    async def test_one_wins_and_an_admin_remains(
+        self, client: httpx.AsyncClient, context: AppContext, backend: str, change: dict[str, Any]
+    ) -> None:
+        first, first_tokens = await make_admin(client, context)
+        second, second_tokens = await make_admin(client, context)
+
+        async def both_at_once() -> list[httpx.Response]:
+            return list(
+                await asyncio.gather(
+                    patch_user(client, first_tokens, second["id"], **change),
+                    patch_user(client, second_tokens, first["id"], **change),
+                )
+            )
+
+        if backend == "postgresql":
+            # Hold both rows, so that each request has passed its role check and waits
+            # for the rows before either can change anything: the race, made certain.
+            responses = await _with_rows_held(context, [first["id"], second["id"]], both_at_once)
+        else:
+            responses = await both_at_once()  # SQLite: one write transaction at a time
+
+        statuses = sorted(response.status_code for response in responses)
+        assert statuses[0] == 200
+        assert statuses[1] in (401, 403)  # refused: no longer an admin
+        remaining = [await stored_user(context, user["id"]) for user in (first, second)]
+        assert sum(user.role == "admin" and user.is_active for user in remaining) == 1
+        assert len(await admin_actions(context)) == 1
+
+
+async def _with_rows_held(
+    context: AppContext, user_ids: list[str], requests: Callable[[], Awaitable[_T]]
+) -> _T:
+    """Run `requests` while another transaction holds the users' rows; let go once two
+    requests wait for a lock (PostgreSQL)."""
+    async with context.engine.connect() as holder:
+        await holder.execute(
+            select(User.id).where(User.id.in_([uuid.UUID(i) for i in user_ids])).with_for_update()
+        )
+        running = asyncio.ensure_future(requests())
+        waiting_for_locks = text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        for _ in range(2000):  # a bound, not a timing: each round is a query
+            # A transaction sees one snapshot of the activity statistics unless cleared.
+            await holder.execute(text("SELECT pg_stat_clear_snapshot()"))
+            if (await holder.scalar(waiting_for_locks)) == 2 or running.done():
+                break
+            await asyncio.sleep(0.01)
+        await holder.rollback()
+    return await running
 
 
 class TestPatch:

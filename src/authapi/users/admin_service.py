@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authapi.audit import service as audit
 from authapi.client_address import Origin
-from authapi.errors import NotFound, OwnAccountChange
+from authapi.errors import Forbidden, NotFound, OwnAccountChange
 from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason
 from authapi.users.models import User
@@ -49,6 +49,33 @@ async def _target(db: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
+async def _lock_actor_and_target(db: AsyncSession, actor_id: uuid.UUID, user_id: uuid.UUID) -> User:
+    """Lock the acting admin's row and the target's, in id order, and check that the actor
+    is still an active admin now that nobody else can change them.
+
+    Without this, two admins demoting each other at the same moment both pass the role
+    check (made before either change) and leave no admin at all. Locked in one order,
+    the second waits for the first, then finds its actor demoted and is refused. So every
+    committed change was made by an admin whom no concurrent change could demote, and the
+    last one to commit leaves at least that admin. (SQLite runs such transactions one
+    after another anyway; `FOR UPDATE` is a no-op there.)"""
+    rows = await db.scalars(
+        select(User)
+        .where(User.id.in_({actor_id, user_id}))
+        .order_by(User.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    by_id = {row.id: row for row in rows}
+    actor = by_id.get(actor_id)
+    if actor is None or actor.role != "admin" or not actor.is_active:
+        raise Forbidden()
+    target = by_id.get(user_id)
+    if target is None:
+        raise NotFound("No such user.")
+    return target
+
+
 async def change_account(
     db: AsyncSession,
     *,
@@ -63,7 +90,7 @@ async def change_account(
     one that is already so is a no-op. Disabling or a new role ends every session of the
     user (their access tokens carry the old role); an admin cannot do either to their
     own account."""
-    user = await _target(db, user_id)
+    user = await _lock_actor_and_target(db, actor_id, user_id)
     new_role = role if role is not None and role != user.role else None
     new_active = is_active if is_active is not None and is_active != user.is_active else None
     if new_role is None and new_active is None:
