@@ -61,3 +61,16 @@ def test_only_the_proxy_trusted_for_forwarded_addresses() -> None:
     assert (
         "proxy_set_header X-Forwarded-For $remote_addr;" in (ROOT / "deploy/nginx.conf").read_text()
     )
+
+
+def test_prometheus_scrapes_every_instance_with_the_metrics_token() -> None:
+    for service in instances().values():
+        assert "AUTHAPI_METRICS_TOKEN" in service["environment"]
+        assert "AUTHAPI_METRICS_PUBLIC" not in service["environment"]
+    assert re.search(r"^AUTHAPI_METRICS_TOKEN=", (ROOT / "deploy/example.env").read_text(), re.M)
+    prometheus = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    [job] = prometheus["scrape_configs"]
+    assert job["authorization"]["type"] == "Bearer"
+    assert job["authorization"]["credentials_file"]
+    [targets] = [group["targets"] for group in job["static_configs"]]
+    assert sorted(targets) == sorted(f"{name}:8000" for name in instances())

@@ -19,12 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from authapi import metrics
 from authapi.audit import service as audit
 from authapi.client_address import Origin
+from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.db import transaction
 from authapi.errors import RefreshTokenReused
 from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, make_settings
 from tests.factories import (
     PASSWORD,
     bearer,
@@ -37,6 +38,7 @@ from tests.factories import (
 from tests.test_cli import serving
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+METRICS_TOKEN = "scrape-secret-0123"  # noqa: S105 - a test's own
 
 
 def parse(text: str) -> Samples:
@@ -48,7 +50,7 @@ def parse(text: str) -> Samples:
 
 
 async def scrape(client: httpx.AsyncClient) -> Samples:
-    response = await client.get("/metrics")
+    response = await client.get("/metrics", headers=bearer(METRICS_TOKEN))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain; version=")
     return parse(response.text)
@@ -86,6 +88,14 @@ DURATION_COUNT = "authapi_http_request_duration_seconds_count"
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     return {"argon2_memory_cost": 1024, "argon2_time_cost": 1}
+
+
+@pytest.fixture
+def settings(database_url: str, data_dir: Path, settings_overrides: dict[str, object]) -> Settings:
+    """Every test here scrapes with the metrics token, unless it sets its own exposure."""
+    return make_settings(
+        database_url, data_dir, **{"metrics_token": METRICS_TOKEN, **settings_overrides}
+    )
 
 
 class TestBusinessEvents:
@@ -333,7 +343,35 @@ class TestExposure:
     async def test_can_be_turned_off(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/metrics")).status_code == 404
 
-    @pytest.mark.parametrize("settings_overrides", [{"metrics_token": "scrape-secret-0123"}])
+    @pytest.mark.parametrize("settings_overrides", [{"metrics_token": None}])
+    @pytest.mark.parametrize("authorization", [None, f"Bearer {METRICS_TOKEN}"])
+    async def test_not_served_without_a_token_by_default(
+        self, client: httpx.AsyncClient, authorization: str | None
+    ) -> None:
+        headers = {"Authorization": authorization} if authorization else {}
+        refused = await client.get("/metrics", headers=headers)
+        assert refused.status_code == 404
+        body = refused.json()
+        assert body["error"] == "not_found"
+        # It says what the operator can set.
+        assert "AUTHAPI_METRICS_TOKEN" in body["error_description"]
+        assert "AUTHAPI_METRICS_PUBLIC=true" in body["error_description"]
+        assert LOGINS not in refused.text
+
+    @pytest.mark.parametrize(
+        "settings_overrides", [{"metrics_token": None, "metrics_public": True}]
+    )
+    async def test_public_only_when_asked_for(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        assert LOGINS in response.text
+
+    @pytest.mark.parametrize("settings_overrides", [{"metrics_public": True}])
+    async def test_a_token_guards_it_even_when_public(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/metrics")).status_code == 401
+        assert (await client.get("/metrics", headers=bearer(METRICS_TOKEN))).status_code == 200
+
+    @pytest.mark.parametrize("settings_overrides", [{"metrics_token": METRICS_TOKEN}])
     @pytest.mark.parametrize(
         "authorization", [None, "Bearer wrong", "Basic scrape-secret-0123", "Bearer "]
     )
@@ -361,12 +399,15 @@ class TestSeveralWorkers:
             "AUTHAPI_ARGON2_MEMORY_COST": "1024",
             "AUTHAPI_ARGON2_TIME_COST": "1",
             "AUTHAPI_RATE_LIMIT_ENABLED": "false",
+            "AUTHAPI_METRICS_TOKEN": METRICS_TOKEN,
         }
         database_url = f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}"
         before = set(Path(tempfile.gettempdir()).glob("authapi-metrics-*"))
         with (
             serving(database_url, data_dir, tmp_path, env=env, workers=2) as server,
-            httpx.Client(base_url=server.base_url, timeout=10.0) as http,
+            httpx.Client(
+                base_url=server.base_url, timeout=10.0, headers=bearer(METRICS_TOKEN)
+            ) as http,
         ):
             # Each worker adds its capacity (1 + 3) once it has started.
             deadline = time.monotonic() + 30

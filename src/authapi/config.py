@@ -116,9 +116,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = True  # one line per request (authapi.access)
-    # GET /metrics (Prometheus); with a token, only for `Authorization: Bearer <token>`.
+    # GET /metrics (Prometheus): only for `Authorization: Bearer <metrics_token>`; with
+    # no token not served, unless metrics_public opens it to anyone who can reach it.
     metrics_enabled: bool = True
     metrics_token: SecretStr | None = None
+    metrics_public: bool = False
 
     db_pool_size: int = Field(default=10, ge=1)
     db_timeout: float = Field(default=5.0, gt=0)

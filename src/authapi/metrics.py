@@ -255,15 +255,25 @@ def _declare_series() -> None:
 
 
 def install_metrics(app: FastAPI, settings: Settings) -> None:
-    """`GET /metrics`, unless turned off; with `AUTHAPI_METRICS_TOKEN` set, only for
-    `Authorization: Bearer <that token>`. Not in the OpenAPI document: it is for the
-    operator's scraper, not for API clients."""
+    """`GET /metrics`, unless turned off. Its counters tell anyone who reads them how
+    logins fare and which limits refuse, so it is served only for `Authorization:
+    Bearer <AUTHAPI_METRICS_TOKEN>`, or, with `AUTHAPI_METRICS_PUBLIC=true`, to anyone
+    who can reach it (a scraper on a private network); with neither it answers 404 and
+    names those settings. Not in the OpenAPI document: it is for the operator's
+    scraper, not for API clients."""
     if not settings.metrics_enabled:
         return
     _declare_series()
     token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
 
     async def metrics(request: Request) -> Response:
+        if token is None and not settings.metrics_public:
+            return error_response(
+                404,
+                "not_found",
+                "GET /metrics is served only with AUTHAPI_METRICS_TOKEN set (then for "
+                "Authorization: Bearer <that token>) or with AUTHAPI_METRICS_PUBLIC=true.",
+            )
         if token is not None:
             scheme, _, presented = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), token):
