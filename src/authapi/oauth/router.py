@@ -229,8 +229,11 @@ async def metadata(context: Context) -> ServerMetadata:
         jwks_uri=f"{issuer}/.well-known/jwks.json",
         revocation_endpoint=f"{issuer}/revoke",
         grant_types_supported=["password", "refresh_token"],
-        # No authorization endpoint: nothing is issued from a front channel.
-        response_types_supported=[],
+        # RFC 8414 §2 makes this REQUIRED, and validators refuse it empty. There is no
+        # authorization endpoint (none is advertised): "none" (OAuth 2.0 Multiple
+        # Response Type Encoding Practices §4) is the one value that claims no token
+        # or code is ever issued through a front channel.
+        response_types_supported=["none"],
         scopes_supported=context.settings.scopes,
         token_endpoint_auth_methods_supported=["none"],
         revocation_endpoint_auth_methods_supported=["none"],

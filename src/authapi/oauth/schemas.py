@@ -31,7 +31,9 @@ class LogoutRequest(BaseModel):
 
 
 class ServerMetadata(BaseModel):
-    """RFC 8414 authorization server metadata."""
+    """RFC 8414 authorization server metadata. No `authorization_endpoint`: the grants
+    are the password, refresh-token and second-factor grants of the token endpoint,
+    none of which goes through a browser redirect."""
 
     issuer: str
     token_endpoint: str
