@@ -447,3 +447,75 @@ class TestOperatorMistakes:
         )
         assert result.returncode == 2
         assert "--batch-size" in result.stderr
+
+
+class TestMalformedDatabaseUrl:
+    """A URL the service cannot use is one line that says what to write, from every
+    command, and never repeats the URL (it may hold a password)."""
+
+    @pytest.mark.parametrize(
+        ("url", "advice"),
+        [
+            ("garbage", "write postgresql+asyncpg://USER:PASSWORD@HOST:5432/DATABASE"),
+            ("postgresql://", "write postgresql+asyncpg://… instead of postgresql://…"),
+            ("postgres://app:hunter2@db/authapi", "write postgresql+asyncpg://…"),
+            ("mysql://root:hunter2@db/authapi", "mysql is not supported"),
+            ("sqlite:///", "write sqlite+aiosqlite:///… instead of sqlite:///…"),
+            ("sqlite+aiosqlite://", "name the database file"),
+        ],
+    )
+    @pytest.mark.parametrize("command", ["serve", "migrate"])
+    def test_is_one_line_that_says_what_to_write(
+        self, tmp_path: Path, url: str, advice: str, command: str
+    ) -> None:
+        result = run_authapi(command, env=authapi_env(url, tmp_path / "data"), cwd=tmp_path)
+
+        assert result.returncode == 1
+        assert result.stderr.startswith("authapi: invalid settings: AUTHAPI_DATABASE_URL: ")
+        assert advice in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "hunter2" not in result.stderr
+
+
+class TestHelp:
+    def test_serve_describes_each_option_and_its_default(self, tmp_path: Path) -> None:
+        result = run_authapi("serve", "--help", env=authapi_env(None, tmp_path), cwd=tmp_path)
+
+        assert result.returncode == 0
+        help_text = " ".join(result.stdout.split())  # as argparse wraps it
+        assert "address to listen on; 0.0.0.0 or :: for every interface" in help_text
+        assert "(default: 127.0.0.1)" in help_text
+        assert "TCP port to listen on (default: 8000)" in help_text
+        assert "(default: 1)" in help_text
+        assert "AUTHAPI_ISSUER" in help_text
+
+    def test_top_level_points_to_the_configuration_section(self, tmp_path: Path) -> None:
+        result = run_authapi("--help", env=authapi_env(None, tmp_path), cwd=tmp_path)
+
+        assert result.returncode == 0
+        assert "the README's Configuration section" in " ".join(result.stdout.split())
+
+
+class TestPortInUse:
+    def test_is_one_line_on_stderr_and_a_failure(self, tmp_path: Path) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+
+            result = run_authapi(
+                "serve", "--port", str(port), env=authapi_env(None, tmp_path), cwd=tmp_path
+            )
+
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"authapi: cannot listen on 127.0.0.1:{port}: the address is already in use "
+            "(another server?); stop it or choose another --port\n"
+        )
+
+    @pytest.mark.parametrize("port", ["0", "65536", "http"])
+    def test_a_port_out_of_range_is_a_usage_error(self, tmp_path: Path, port: str) -> None:
+        result = run_authapi("serve", "--port", port, env=authapi_env(None, tmp_path), cwd=tmp_path)
+
+        assert result.returncode == 2
+        assert "--port" in result.stderr

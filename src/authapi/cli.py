@@ -23,6 +23,7 @@ from authapi.config import Settings
 from authapi.data_dir import DataDirError, secure_data_dir
 from authapi.db import create_engine, create_sessionmaker, transaction
 from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
+from authapi.listen_address import AddressUnusable, check_address_free
 from authapi.sessions import service as sessions
 from authapi.sessions.refresh_tokens import load_refresh_token_key
 from authapi.tokens import commands as key_commands
@@ -44,11 +45,21 @@ class CommandError(Exception):
         self.status = status
 
 
+def describe_invalid_settings(exc: ValidationError) -> str:
+    """One line: each problem after the variable it is about, never its value (it may
+    be a password or a secret)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        name = f"AUTHAPI_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
+        problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "invalid settings: " + "; ".join(problems)
+
+
 def _settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise CommandError(f"invalid settings:\n{exc}") from None
+        raise CommandError(describe_invalid_settings(exc)) from None
     database = make_url(settings.resolved_database_url).database
     if settings.database_url and settings.is_sqlite and database:
         # Said plainly here: aiosqlite's own failure to open the file races the shutdown
@@ -86,6 +97,10 @@ async def _schema_is_current(settings: Settings) -> bool:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings()
+    try:
+        check_address_free(args.host, args.port)
+    except AddressUnusable as exc:
+        raise CommandError(str(exc)) from None
     _secure_data_dir(settings)
     # Once, before the workers start: they must all find the same generated secrets.
     load_refresh_token_key(settings)
@@ -233,18 +248,46 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError("must be from 1 to 65535")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="authapi", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="authapi",
+        description=__doc__,
+        epilog=(
+            "Settings come from AUTHAPI_* environment variables (and a .env file in the "
+            "working directory): see the README's Configuration section."
+        ),
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("migrate", help="bring the database to the latest schema").set_defaults(
         func=cmd_migrate
     )
 
-    serve = commands.add_parser("serve", help="run the API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve = commands.add_parser(
+        "serve",
+        help="run the API",
+        description=(
+            "Run the API (migrating the embedded SQLite database first). Without "
+            "AUTHAPI_ISSUER the issuer is http://HOST:PORT, from the options below."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 or :: for every interface",
+    )
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
+    serve.add_argument(
+        "--workers", type=_positive_int, default=1, help="worker processes (each one event loop)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     create_user = commands.add_parser(

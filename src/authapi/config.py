@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 SigningAlgorithm = Literal["EdDSA", "ES256", "RS256"]
 
@@ -29,6 +31,37 @@ def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+# The async drivers the service runs on, and how to write a URL for each.
+DATABASE_URL_FORMS = (
+    "postgresql+asyncpg://USER:PASSWORD@HOST:5432/DATABASE, "
+    "or sqlite+aiosqlite:///PATH/TO/FILE.db (unset: the embedded SQLite file)"
+)
+ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
+def check_database_url(url: str) -> str:
+    """The URL if the service can use it; else a ValueError that says what to write.
+    The message never repeats the URL: it may hold a password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL; write {DATABASE_URL_FORMS}") from None
+    backend = "postgresql" if parsed.get_backend_name() == "postgres" else parsed.get_backend_name()
+    driver = ASYNC_DRIVERS.get(backend)
+    if driver is None:
+        raise ValueError(f"{backend} is not supported; write {DATABASE_URL_FORMS}")
+    if parsed.drivername != driver:
+        slashes = "///" if backend == "sqlite" else "//"
+        raise ValueError(
+            f"the service needs the async driver: write {driver}:{slashes}… instead of "
+            f"{parsed.drivername}:{slashes}…"
+        )
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        # Each connection would get its own empty in-memory database.
+        raise ValueError(f"name the database file: {driver}:///PATH/TO/FILE.db")
+    return url
 
 
 def _split_list(value: object) -> object:
@@ -168,6 +201,11 @@ class Settings(BaseSettings):
             if origin == "*" or not origin.startswith(("https://", "http://")):
                 raise ValueError(f"CORS origins must be exact http(s) origins, not {origin!r}")
         return [origin.rstrip("/") for origin in value]
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return check_database_url(value) if value else None
 
     @field_validator("issuer")
     @classmethod
