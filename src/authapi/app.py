@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from authapi import health, logs, metrics
 from authapi.audit.router import router as audit_router
@@ -21,7 +20,7 @@ from authapi.dependencies import refuse_secrets_in_query
 from authapi.docs import install_docs
 from authapi.errors import install_error_handlers
 from authapi.expiring import ExpiringCache
-from authapi.middleware import RequestContext, SecurityHeaders, SizeLimits
+from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
 from authapi.openapi import document_errors
@@ -137,14 +136,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(SizeLimits)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            JSONErrorCORS,
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", DELIVERY_HEADER],
             max_age=600,
         )
-    app.add_middleware(SecurityHeaders, hsts_max_age=settings.hsts_max_age)
+    app.add_middleware(
+        SecurityHeaders,
+        hsts_max_age=settings.hsts_max_age,
+        trusted_proxies=settings.trusted_proxies,
+    )
     # Outermost of all: even those answers get a request id, an access-log line and
     # their latency measured.
     logs.install_record_factory()

@@ -66,3 +66,15 @@ def client_address(request: HTTPConnection, trusted_proxies: list[str]) -> str:
             except ValueError:
                 return peer  # garbage where an address should be: trust nothing of it
     return peer
+
+
+def forwarded_https(request: HTTPConnection, trusted_proxies: list[str]) -> bool:
+    """Whether a trusted proxy says the client reached it over HTTPS (X-Forwarded-Proto,
+    the value its nearest hop wrote); from any other peer the header means nothing."""
+    peer = request.client.host if request.client else None
+    if peer is None or not trusted_proxies:
+        return False
+    if not _is_trusted(peer, _networks(tuple(trusted_proxies))):
+        return False
+    proto = ",".join(request.headers.getlist("x-forwarded-proto")).rsplit(",", 1)[-1]
+    return proto.strip().lower() == "https"

@@ -8,13 +8,16 @@ import json
 import logging
 import time
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authapi import logs, metrics
-from authapi.client_address import client_address
-from authapi.errors import NO_STORE
+from authapi.client_address import client_address, forwarded_https
+from authapi.errors import NO_STORE, error_response
 
 access_logger = logging.getLogger(logs.ACCESS_LOGGER)
 
@@ -23,38 +26,80 @@ MAX_HEADER_BYTES = 16 * 1024  # a 4 KiB token plus a browser's usual headers fit
 
 
 class SecurityHeaders:
-    """nosniff and no-referrer everywhere, HSTS when configured, and `no-store` on every
-    response that does not choose its own caching: tokens and user data must never sit
-    in a cache."""
+    """nosniff, no-referrer and no framing everywhere, HSTS when configured, and
+    `no-store` on every response that does not choose its own caching: tokens and user
+    data must never sit in a cache.
 
-    def __init__(self, app: ASGIApp, *, hsts_max_age: int = 0) -> None:
+    HSTS only on answers that went out over HTTPS: the connection's own scheme, or
+    `X-Forwarded-Proto: https` from a trusted proxy (AUTHAPI_TRUSTED_PROXIES). Browsers
+    ignore it over plain http anyway, and there it would only claim what is not so.
+    A response with a Content-Security-Policy of its own (/docs) keeps it; every other
+    one gets `frame-ancestors 'none'`, the CSP twin of X-Frame-Options."""
+
+    def __init__(
+        self, app: ASGIApp, *, hsts_max_age: int = 0, trusted_proxies: list[str] | None = None
+    ) -> None:
         self.app = app
+        self.trusted_proxies = trusted_proxies or []
         self.headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
         ]
-        if hsts_max_age:
-            self.headers.append(
-                (
-                    b"strict-transport-security",
-                    f"max-age={hsts_max_age}; includeSubDomains".encode(),
-                )
-            )
+        self.hsts = (
+            (b"strict-transport-security", f"max-age={hsts_max_age}; includeSubDomains".encode())
+            if hsts_max_age
+            else None
+        )
+
+    def _over_https(self, scope: Scope) -> bool:
+        if scope.get("scheme") == "https":
+            return True
+        return forwarded_https(HTTPConnection(scope), self.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        extra = list(self.headers)
+        if self.hsts is not None and self._over_https(scope):
+            extra.append(self.hsts)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                names = {name.lower() for name, _ in headers}
+                if b"cache-control" not in names:
                     headers.append((b"cache-control", NO_STORE["Cache-Control"].encode()))
-                message["headers"] = headers + self.headers
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", b"frame-ancestors 'none'"))
+                message["headers"] = headers + extra
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class JSONErrorCORS(CORSMiddleware):
+    """Starlette's CORS, except that a refused preflight gets the JSON error body that
+    every other error has, instead of a text/plain "Disallowed CORS origin"."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        # Starlette names what it refused ("Disallowed CORS origin, method").
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name.lower() not in ("content-length", "content-type")
+        }
+        return error_response(
+            response.status_code,
+            "invalid_request",
+            f"Cross-origin request refused: {refused} not allowed (AUTHAPI_CORS_ORIGINS).",
+            headers,
+        )
 
 
 async def _refuse(send: Send, status: int, error: str, description: str) -> None:

@@ -45,6 +45,14 @@ async def test_authorize_then_try_it_out_with_no_internet(server: Server, browse
         page = await context.new_page()
         page_errors: list[Error] = []
         page.on("pageerror", lambda error: page_errors.append(error))
+        # The page's Content-Security-Policy must not block anything Swagger UI needs.
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                refused.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         await page.goto(docs_url)
 
         # Authorize: the OAuth2 password flow dialog posts to our /token.
@@ -80,5 +88,35 @@ async def test_authorize_then_try_it_out_with_no_internet(server: Server, browse
         assert body["id"] == registered.json()["id"]
 
         assert page_errors == []
+        assert refused == []
     # Everything the docs need comes from this server: not even an attempt elsewhere.
     assert elsewhere == []
+
+
+async def test_an_injected_script_does_not_run_and_the_page_cannot_be_framed(
+    server: Server, browser: Browser
+) -> None:
+    """The policy /docs is served with holds in a browser: a script that is not the
+    page's own is refused, and another site cannot show the password form in a frame."""
+    docs_url = f"http://localhost:{urlsplit(server.base_url).port}/docs"
+    async with offline_context(browser) as (context, _elsewhere):
+        page = await context.new_page()
+        await page.goto(docs_url)
+        ran = await page.evaluate(
+            """() => new Promise((resolve) => {
+                window.injectedRan = false;
+                const script = document.createElement("script");
+                script.textContent = "window.injectedRan = true";
+                document.body.appendChild(script);
+                setTimeout(() => resolve(window.injectedRan), 0);
+            })"""
+        )
+        assert ran is False
+        # A page of another origin (127.0.0.1 is not localhost) framing the docs.
+        framing = page.url.replace("localhost", "127.0.0.1").replace("/docs", "/nope")
+        await page.goto(framing)
+        await page.set_content(f'<iframe id="docs" src="{docs_url}"></iframe>')
+        frame = await (await page.wait_for_selector("#docs")).content_frame()
+        assert frame is not None
+        await frame.wait_for_load_state()
+        assert await frame.locator("#swagger-ui").count() == 0
