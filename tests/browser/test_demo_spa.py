@@ -1,7 +1,7 @@
 """The demo SPA in a real browser: browser mode end to end. The refresh token lives in
 an HttpOnly cookie the page cannot read, the page refreshes its short-lived access
 token silently, two tabs share the cookie and may refresh at the same moment, and
-logging out in one tab logs out the other."""
+logging out in one tab logs out the other. A signed-out page tries no refresh."""
 
 from __future__ import annotations
 
@@ -19,7 +19,16 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 import pytest
-from playwright.async_api import Browser, BrowserContext, Error, Page, Response, Route, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Error,
+    Page,
+    Request,
+    Response,
+    Route,
+    expect,
+)
 
 from tests.browser import ARTIFACTS, TIMEOUT_MS, bounded, chromium, offline_context, text_of
 from tests.factories import PASSWORD
@@ -74,12 +83,20 @@ def to(path: str, *, status: int | None = None) -> Callable[[Response], bool]:
     return matches
 
 
+def to_refresh(request: Request) -> bool:
+    return urlsplit(request.url).path == "/refresh"
+
+
 def set_cookie_value(header: str | None) -> str:
-    """The value of the refresh cookie in a `Set-Cookie` or `Cookie` header."""
+    """The value of the refresh cookie in a `Cookie` header or in `Set-Cookie` headers
+    (one a line), whatever other cookies come with it."""
     assert header is not None
-    name, _, value = header.partition(";")[0].partition("=")
-    assert name == COOKIE, header
-    return value
+    for line in header.splitlines():
+        for pair in line.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name == COOKIE:
+                return value
+    raise AssertionError(f"no {COOKIE} in {header!r}")
 
 
 async def refresh_cookies(context: BrowserContext) -> list[dict[str, Any]]:
@@ -154,9 +171,19 @@ async def test_login_silent_refresh_two_tabs_and_logout(
         first = await context.new_page()
         first.on("pageerror", lambda error: page_errors.append(error))
 
-        # Signed out: the page tried the (missing) cookie and shows the login form.
+        refreshes_sent: list[str] = []
+        context.on(
+            "request",
+            lambda request: refreshes_sent.append(request.url) if to_refresh(request) else None,
+        )
+
+        # Never signed in here: the login form, at once, with no refresh tried (it could
+        # only fail) and no error shown.
         await first.goto(demo.url)
         await expect_signed_out(first)
+        assert refreshes_sent == []
+        await expect(first.locator("#error")).to_have_text("")
+        await expect(first.locator("#status")).to_have_text("")
 
         # Log in through the form.
         await first.locator("#email").fill(demo.email)
@@ -250,7 +277,10 @@ async def test_login_silent_refresh_two_tabs_and_logout(
             await first.locator("#logout").click()
         assert (await logout.value).status == 204
         await expect_signed_out(first)
-        await expect(first.locator("#error")).to_have_text("Logged out.")
+        # News, not an error: a polite status line, the alert line stays empty.
+        await expect(first.locator("#status")).to_have_text("Logged out.")
+        await expect(first.locator("#status")).to_have_attribute("role", "status")
+        await expect(first.locator("#error")).to_have_text("")
         assert await refresh_cookies(context) == []
         # The session is over, not just forgotten by the browser.
         async with httpx.AsyncClient(base_url=demo.server.base_url, timeout=10.0) as http:
@@ -258,9 +288,12 @@ async def test_login_silent_refresh_two_tabs_and_logout(
         assert reused.status_code == 400
         assert reused.json()["error"] == "invalid_grant"
 
-        # The other tab, reloaded, ends on the login form too.
+        # The other tab, reloaded, ends on the login form too, without trying a refresh.
+        refreshes_sent.clear()
         await second.reload()
         await expect_signed_out(second)
+        assert refreshes_sent == []
+        await expect(second.locator("#error")).to_have_text("")
 
         assert page_errors == []
     assert elsewhere == []

@@ -4,8 +4,12 @@
 //   travels only in an HttpOnly cookie; the access token stays in this variable.
 // - The same header is the CSRF defence, so every cookie request sends it.
 // - Refresh shortly before the access token expires, and once after a 401.
+// - A page load refreshes only when this browser may hold a session: a flag in
+//   localStorage, set at login and cleared at logout. It is no secret (the cookie is
+//   the credential); it spares a signed-out visitor a refresh that can only fail.
 
 const COOKIE_MODE = { "X-Token-Delivery": "cookie" };
+const MAYBE_SIGNED_IN = "authapi-demo:maybe-signed-in";
 let accessToken = null;
 let refreshTimer = null;
 let inFlight = null; // one refresh at a time in this tab
@@ -26,7 +30,10 @@ function refresh() {
   if (!inFlight) {
     inFlight = fetch("/refresh", { method: "POST", headers: COOKIE_MODE, credentials: "same-origin" })
       .then(async (response) => {
-        if (!response.ok) throw new Error("session ended");
+        if (!response.ok) {
+          localStorage.removeItem(MAYBE_SIGNED_IN);
+          throw new Error("session ended");
+        }
         accept(await response.json());
         refreshes += 1;
         $("refreshes").textContent = String(refreshes);
@@ -56,12 +63,14 @@ async function showClaims() {
   $("claims").textContent = JSON.stringify(claims, null, 2);
 }
 
-function showLogin(message) {
+// `error` is for what went wrong (shown as an alert), `status` for plain news.
+function showLogin({ error = "", status = "" } = {}) {
   accessToken = null;
   clearTimeout(refreshTimer);
   $("app-view").hidden = true;
   $("login-view").hidden = false;
-  $("error").textContent = message || "";
+  $("error").textContent = error;
+  $("status").textContent = status;
 }
 
 async function showApp() {
@@ -69,6 +78,7 @@ async function showApp() {
   $("login-view").hidden = true;
   $("app-view").hidden = false;
   $("error").textContent = "";
+  $("status").textContent = "";
 }
 
 async function silentRefresh() {
@@ -77,7 +87,7 @@ async function silentRefresh() {
     await refresh();
     await showClaims();
   } catch (error) {
-    showLogin("Your session has ended; please log in again.");
+    showLogin({ error: "Your session has ended; please log in again." });
   }
 }
 
@@ -91,29 +101,36 @@ $("login-view").addEventListener("submit", async (event) => {
   });
   const payload = await response.json();
   if (!response.ok) {
-    showLogin(payload.error_description);
+    showLogin({ error: payload.error_description });
     return;
   }
   loggedOut = false;
+  localStorage.setItem(MAYBE_SIGNED_IN, "1");
   accept(payload);
   $("password").value = "";
   await showApp();
 });
 
 $("refresh").addEventListener("click", silentRefresh);
-$("reload-claims").addEventListener("click", () => showClaims().catch((e) => showLogin(e.message)));
+$("reload-claims").addEventListener("click", () => showClaims().catch((e) => showLogin({ error: e.message })));
 $("logout").addEventListener("click", async () => {
   loggedOut = true;
+  localStorage.removeItem(MAYBE_SIGNED_IN);
   clearTimeout(refreshTimer);
   accessToken = null;
   // A refresh under way could otherwise set the cookie again after the logout.
   if (inFlight) await inFlight.catch(() => {});
   await fetch("/logout", { method: "POST", headers: COOKIE_MODE, credentials: "same-origin" });
-  showLogin("Logged out.");
+  showLogin({ status: "Logged out." });
 });
 
 // For tests and the curious: the state of this tab, without the token itself.
 window.authapiDemo = { refresh: silentRefresh, refreshes: () => refreshes, signedIn: () => accessToken !== null };
 
-// A reload keeps the session: the cookie is still there, so refresh silently.
-refresh().then(showApp).catch(() => showLogin());
+// A reload keeps the session: the cookie is still there, so refresh silently. Without
+// the flag there is no session to keep (never logged in here, or logged out).
+if (localStorage.getItem(MAYBE_SIGNED_IN)) {
+  refresh().then(showApp).catch(() => showLogin());
+} else {
+  showLogin();
+}
