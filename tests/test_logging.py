@@ -307,8 +307,10 @@ async def whole_flow(
         form = {"grant_type": "password", "username": user["email"], "password": new_password}
         browser = await client.post("/token", data=form, headers=mode)
         assert browser.status_code == 200, browser.text
-        # (`__Host-authapi-refresh`, or without the prefix when the cookie is not Secure)
-        [(name, cookie)] = browser.cookies.items()
+        # (`__Host-authapi-refresh`, or without the prefix when the cookie is not Secure;
+        # the other cookie is the login throttle's device cookie)
+        [(name, cookie)] = [item for item in browser.cookies.items() if "refresh" in item[0]]
+        secrets += [value for key, value in browser.cookies.items() if "device" in key]
         rotated = await client.post("/refresh", headers={**mode, "Cookie": f"{name}={cookie}"})
         assert rotated.status_code == 200, rotated.text
         assert rotated.cookies[name] != cookie

@@ -24,6 +24,7 @@ from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, S
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
 from authapi.openapi import document_errors
+from authapi.ratelimit.devices import DeviceCookies
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.publish import REGISTRY
@@ -63,6 +64,7 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         ttl=settings.access_token_ttl,
     )
     verified_tokens = VerifiedTokens(access_tokens.verify)
+    refresh_token_key = load_refresh_token_key(settings)
     return AppContext(
         settings=settings,
         clock=clock,
@@ -75,8 +77,8 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         access_tokens=access_tokens,
         verified_tokens=verified_tokens,
         profiles=ExpiringCache(PROFILES_CACHED),
-        refresh_tokens=RefreshTokenCodec(load_refresh_token_key(settings)),
-        rate_limiter=RateLimiter(settings),
+        refresh_tokens=RefreshTokenCodec(refresh_token_key),
+        rate_limiter=RateLimiter(settings, DeviceCookies(refresh_token_key)),
         revoked_sessions=revoked_sessions,
         revocation_feed=RevocationFeed(settings, clock, engine, revoked_sessions),
         # A removed key's tokens must not verify from the cache either.

@@ -128,10 +128,20 @@ class Settings(BaseSettings):
     # Prefix of the counters' keys in Redis, so deployments can share one server.
     rate_limit_key_prefix: str = "authapi"
     rate_limit_token: str = "30/minute"  # noqa: S105 - per client address, POST /token
-    rate_limit_refresh: str = "60/minute"  # per client address, POST /refresh
+    # Refreshes (POST /refresh, and POST /token grant_type=refresh_token): per session,
+    # and a looser cap per client address that forged tokens count against too.
+    rate_limit_refresh: str = "60/minute"  # per refresh-token session
+    rate_limit_refresh_address: str = "600/minute"  # per client address
     rate_limit_register: str = "10/hour"  # per client address, POST /users
     rate_limit_revoke: str = "60/minute"  # per client address, POST /revoke and /logout
-    rate_limit_login_failures: str = "10/15 minutes"  # per account, failed passwords
+    # Password attempts (counted before the hash is checked) per account and client: a
+    # known device (device cookie), else the client address (IPv6: its /64).
+    rate_limit_login_failures: str = "10/15 minutes"
+    # Password attempts per account from all clients together (ASVS 2.2.1): past it,
+    # nobody logs in to that account until the window has moved on.
+    rate_limit_login_account: str = "100/hour"
+    # Seconds each call to the rate-limit storage (Redis) may take; then 503.
+    rate_limit_storage_timeout: float = Field(default=0.5, gt=0, le=30)
     # Peers whose X-Forwarded-For is believed (addresses or CIDR ranges of your proxies).
     trusted_proxies: Annotated[list[str], NoDecode] = []
     hsts_max_age: int = Field(default=0, ge=0)  # 0: no Strict-Transport-Security header
@@ -185,9 +195,11 @@ class Settings(BaseSettings):
     @field_validator(
         "rate_limit_token",
         "rate_limit_refresh",
+        "rate_limit_refresh_address",
         "rate_limit_register",
         "rate_limit_revoke",
         "rate_limit_login_failures",
+        "rate_limit_login_account",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:

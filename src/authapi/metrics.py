@@ -244,13 +244,13 @@ def _declare_series() -> None:
     """Every labelled series at 0 from the start, so that the first revocation of a
     kind, or the first refusal by a limit, is an increase that `rate()` sees.
     (Imported here: those modules count through this one.)"""
-    from authapi.ratelimit.service import ADDRESS_LIMITS
+    from authapi.ratelimit.service import ADDRESS_LIMITS, OTHER_LIMITS
     from authapi.sessions.service import RevokeReason
 
     for name, reason in vars(RevokeReason).items():
         if name.isupper():
             REVOCATIONS.labels(reason=reason)
-    for limit in [*ADDRESS_LIMITS, "login_failures"]:
+    for limit in [*ADDRESS_LIMITS, *OTHER_LIMITS]:
         RATE_LIMITED.labels(limit=limit)
 
 

@@ -38,7 +38,14 @@ ADDRESS_LIMITS: dict[str, tuple[str, Call]] = {
         "rate_limit_token",
         lambda c: c.post("/token", data=password_form("nobody@example.com")),
     ),
-    "refresh": ("rate_limit_refresh", lambda c: c.post("/refresh", json={"refresh_token": "x"})),
+    "refresh": (
+        "rate_limit_refresh_address",
+        lambda c: c.post("/refresh", json={"refresh_token": "x"}),
+    ),
+    "refresh grant": (
+        "rate_limit_refresh_address",
+        lambda c: c.post("/token", data={"grant_type": "refresh_token", "refresh_token": "x"}),
+    ),
     "register": (
         "rate_limit_register",
         lambda c: c.post(
@@ -147,12 +154,14 @@ class TestFailedLogins:
             await client.post("/token", data=password_form(bystander["email"]))
         ).status_code == 200
 
-    async def test_successes_are_not_counted(self, client: httpx.AsyncClient) -> None:
+    async def test_successes_count_too(self, client: httpx.AsyncClient) -> None:
+        # Every attempt is counted before its password is verified: nothing is refunded.
         user = await register(client)
-        for _ in range(5):
+        for _ in range(3):
             assert (
                 await client.post("/token", data=password_form(user["email"]))
             ).status_code == 200
+        assert_rate_limited(await client.post("/token", data=password_form(user["email"])), 900)
 
     async def test_case_variants_are_one_account(self, client: httpx.AsyncClient) -> None:
         user = await register(client, email="carol@example.com")
@@ -179,8 +188,8 @@ class TestFailedLogins:
             assert context.hasher.pending == 0
 
     async def test_wrong_current_password_counts_too(self, client: httpx.AsyncClient) -> None:
-        user, tokens = await registered_login(client)
-        for _ in range(3):
+        user, tokens = await registered_login(client)  # the first of 3 attempts
+        for _ in range(2):
             response = await client.post(
                 "/users/me/password",
                 json={"current_password": "wrong guess", "new_password": "another secret"},

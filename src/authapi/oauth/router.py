@@ -32,7 +32,12 @@ from authapi.oauth.schemas import (
     TokenForm,
     TokenResponse,
 )
-from authapi.ratelimit.dependencies import limit_by_address
+from authapi.ratelimit.dependencies import (
+    enforce_address_limit,
+    limit_by_address,
+    read_device_cookie,
+    set_device_cookie,
+)
 from authapi.tokens.dependencies import bearer
 
 router = APIRouter(tags=["tokens"])
@@ -81,7 +86,6 @@ def _deliver(
     response_model=TokenResponse,
     response_model_exclude_none=True,
     responses=TOKEN_ERRORS,
-    dependencies=[limit_by_address("token")],
 )
 async def token(
     request: Request,
@@ -95,6 +99,10 @@ async def token(
     """RFC 6749 token endpoint: `grant_type=password` (first-party clients) or
     `grant_type=refresh_token`, form-encoded. With `X-Token-Delivery: cookie` the
     password grant puts the refresh token in an HttpOnly cookie (browser mode)."""
+    # Refreshes are cheap and limited per session: they must not use up the address's
+    # login budget (an office or a carrier behind one address refreshes a lot).
+    address_limit = "refresh" if form.grant_type == "refresh_token" else "token"
+    await enforce_address_limit(context, origin, now, address_limit)
     await _refuse_repeated(request, tuple(TokenForm.model_fields))
     _no_store(response)
     if browser.wants_cookie(request):
@@ -112,7 +120,10 @@ async def token(
             scope=form.scope,
             now=now,
             origin=origin,
+            device_cookie=read_device_cookie(request, context.settings),
         )
+        if issued.device_cookie is not None:
+            set_device_cookie(response, context.settings, issued.device_cookie)
         return _deliver(issued, request, response, context.settings, now)
     if form.grant_type == "refresh_token":
         if not form.refresh_token:

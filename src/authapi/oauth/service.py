@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,9 +20,11 @@ from authapi.errors import (
     InvalidScope,
     InvalidToken,
     LoginFailed,
+    RateLimited,
     RefreshTokenReused,
 )
 from authapi.oauth.schemas import TokenResponse
+from authapi.ratelimit.service import SESSION_LIMIT
 from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason, SessionPolicy
 from authapi.tokens.access import AccessTokenSubject
@@ -57,10 +59,12 @@ def resolve_scope(requested: str | None, allowed: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Issued:
-    """A token response, and until when its session lasts (the refresh cookie's life)."""
+    """A token response, and until when its session lasts (the refresh cookie's life);
+    after a password grant, the device cookie to set (ratelimit/devices.py)."""
 
     tokens: TokenResponse
     session_expires_at: datetime
+    device_cookie: str | None = None
 
 
 def _issue(
@@ -93,13 +97,18 @@ async def password_grant(
     scope: str | None,
     now: datetime,
     origin: Origin,
+    device_cookie: str | None = None,
 ) -> Issued:
     granted = resolve_scope(scope, context.settings.scopes)
     account = users.login_name(username)
+    limiter = context.rate_limiter
     try:
-        await context.rate_limiter.check_account(account)
+        # Counted before the hash is verified, so concurrent guesses cannot overtake it.
+        await limiter.admit_password_attempt(
+            account, address=origin.ip, device_cookie=device_cookie
+        )
     except AccountThrottled:
-        if await context.rate_limiter.first_refusal("login_failures", account):
+        if await limiter.first_refusal("login_failures", account):
             user_id = await users.id_for_email(db, account)
             audit.record(
                 db,
@@ -113,7 +122,6 @@ async def password_grant(
     try:
         user = await users.authenticate(db, context.hasher, email=account, password=password)
     except LoginFailed as exc:
-        await context.rate_limiter.record_failure(account)
         audit.record(db, audit.Event.LOGIN_FAILED, at=now, origin=origin, user_id=exc.user_id)
         raise
     session = await sessions.create_session(
@@ -133,7 +141,7 @@ async def password_grant(
         user_id=user.id,
         session_id=session.id,
     )
-    return _issue(
+    issued = _issue(
         context,
         user_id=user.id,
         role=user.role,
@@ -143,6 +151,7 @@ async def password_grant(
         scope=granted,
         now=now,
     )
+    return replace(issued, device_cookie=limiter.device_cookie(account, device_cookie))
 
 
 async def refresh_grant(
@@ -156,7 +165,8 @@ async def refresh_grant(
 ) -> Issued:
     presented = context.refresh_tokens.decode(refresh_token)
     if presented is None:
-        raise InvalidGrant()
+        raise InvalidGrant()  # forged: costs nothing, counts against no session
+    await _limit_session(context, presented.session_id, now=now, origin=origin)
     try:
         rotation = await sessions.rotate(db, session_policy(context), presented, now)
     except RefreshTokenReused as exc:
@@ -193,6 +203,26 @@ async def refresh_grant(
         scope=granted,
         now=now,
     )
+
+
+async def _limit_session(
+    context: AppContext, session_id: uuid.UUID, *, now: datetime, origin: Origin
+) -> None:
+    """Count a refresh against its session's limit. The refusal is recorded in a
+    transaction of its own (once a minute per session): the request's rolls back."""
+    try:
+        await context.rate_limiter.check_session(str(session_id))
+    except RateLimited:
+        if await context.rate_limiter.first_refusal(SESSION_LIMIT, str(session_id)):
+            await audit.record_now(
+                context.sessionmaker,
+                audit.Event.RATE_LIMITED,
+                at=now,
+                origin=origin,
+                session_id=session_id,
+                detail=SESSION_LIMIT,
+            )
+        raise
 
 
 def _session_of(context: AppContext, token: str) -> uuid.UUID | None:

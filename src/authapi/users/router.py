@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from authapi.audit import service as audit
 from authapi.db import transaction
@@ -18,7 +18,7 @@ from authapi.errors import (
     WrongPassword,
     responses,
 )
-from authapi.ratelimit.dependencies import limit_by_address
+from authapi.ratelimit.dependencies import limit_by_address, read_device_cookie
 from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason
 from authapi.tokens.dependencies import CurrentClaims
@@ -76,6 +76,7 @@ async def me(claims: CurrentClaims, context: Context) -> UserOut:
     },
 )
 async def change_password(
+    request: Request,
     body: PasswordChange,
     user: CurrentUser,
     claims: CurrentClaims,
@@ -85,15 +86,16 @@ async def change_password(
     origin: ClientOrigin,
 ) -> Response:
     """Change the password; every other session of the caller ends."""
-    # A stolen access token must not become a way around the login throttle.
-    await context.rate_limiter.check_account(user.email)
-    try:
-        await service.change_password(
-            db, context.hasher, user, current=body.current_password, new=body.new_password
-        )
-    except WrongPassword:
-        await context.rate_limiter.record_failure(user.email)
-        raise
+    # A stolen access token must not become a way around the login throttle: the
+    # attempt counts like a login's, before the current password is verified.
+    await context.rate_limiter.admit_password_attempt(
+        user.email,
+        address=origin.ip,
+        device_cookie=read_device_cookie(request, context.settings),
+    )
+    await service.change_password(
+        db, context.hasher, user, current=body.current_password, new=body.new_password
+    )
     current_session = uuid.UUID(claims["sid"])
     await sessions.revoke_all(db, user.id, RevokeReason.PASSWORD_CHANGED, now, keep=current_session)
     audit.record(

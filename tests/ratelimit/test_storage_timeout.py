@@ -1,0 +1,109 @@
+"""A hung rate-limit storage (Redis paused with SIGSTOP) answers 503 at once, bounded by
+`AUTHAPI_RATE_LIMIT_STORAGE_TIMEOUT`, instead of holding every request; after SIGCONT
+the limits work again without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from authapi.app import create_app
+from tests.conftest import make_settings
+from tests.test_cli import free_port
+
+# Generous bounds that only stop a broken test from hanging; no speed is asserted.
+START_DEADLINE = 10.0
+HANG_GUARD = 60.0
+
+
+@contextmanager
+def paused_redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own on a free port: (its URL, its process).
+    Always resumed and stopped on the way out."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - fixed arguments of our own
+        [  # noqa: S607 - Debian's redis-server, as CI has it
+            *("redis-server", "--bind", "127.0.0.1", "--port", str(port)),
+            *("--save", "", "--appendonly", "no"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ping = ["redis-cli", "-p", str(port), "ping"]
+        for _ in range(int(START_DEADLINE * 20)):
+            result = subprocess.run(ping, capture_output=True, check=False)  # noqa: S603
+            if result.stdout.strip() == b"PONG":
+                break
+            if process.poll() is not None:
+                pytest.fail("redis-server exited at start")
+            subprocess.run(["sleep", "0.05"], check=True)  # noqa: S607 - a readiness poll
+        else:
+            pytest.fail(f"redis-server did not come up on port {port}")
+        yield f"redis://127.0.0.1:{port}", process
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+        process.terminate()
+        process.wait(timeout=START_DEADLINE)
+
+
+@pytest.fixture
+async def client_on_redis(
+    database_url: str, data_dir: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, subprocess.Popen[bytes]]]:
+    with paused_redis_server() as (url, process):
+        settings = make_settings(
+            database_url,
+            data_dir,
+            rate_limit_storage=url,
+            rate_limit_storage_timeout=0.2,
+        )
+        app = create_app(settings)
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                yield client, process
+
+
+async def refresh_with_forged_token(client: httpx.AsyncClient) -> httpx.Response:
+    return await client.post("/refresh", json={"refresh_token": "rt_forged"})
+
+
+class TestHungStorage:
+    async def test_requests_get_503_while_paused_and_work_after(
+        self, client_on_redis: tuple[httpx.AsyncClient, subprocess.Popen[bytes]]
+    ) -> None:
+        client, redis = client_on_redis
+        assert (await refresh_with_forged_token(client)).status_code == 400  # Redis answers
+        os.kill(redis.pid, signal.SIGSTOP)
+        try:
+            async with asyncio.timeout(HANG_GUARD):
+                responses = await asyncio.gather(
+                    *(refresh_with_forged_token(client) for _ in range(31)),
+                    client.post(
+                        "/token",
+                        data={
+                            "grant_type": "password",
+                            "username": "a@example.com",
+                            "password": "x",
+                        },
+                    ),
+                )
+            # All answered, and Redis still paused: none of them waited for it.
+            assert redis.poll() is None
+            for response in responses:
+                assert response.status_code == 503, response.text
+                assert response.json()["error"] == "temporarily_unavailable"
+                assert response.headers["retry-after"] == "1"
+        finally:
+            os.kill(redis.pid, signal.SIGCONT)
+        assert (await refresh_with_forged_token(client)).status_code == 400
