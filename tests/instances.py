@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tests.test_cli import Server, serving
 
+SHARED_ISSUER = "http://localhost:8000"
+
 
 @contextmanager
 def instances(
@@ -20,7 +22,9 @@ def instances(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[list[Server]]:
     """`count` instances sharing the database and the data directory (so the keys and
-    the refresh-token secret, as a deployment shares them through its settings)."""
+    the refresh-token secret, as a deployment shares them through its settings) and
+    one issuer: without it, each would name its own address in its tokens."""
+    env = {"AUTHAPI_ISSUER": SHARED_ISSUER, **(env or {})}
     with ExitStack() as stack:
         servers = []
         for index in range(count):

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from authapi.config import Settings
 from authapi.data_dir import DataDirError, secure_data_dir
 from authapi.db import create_engine, create_sessionmaker, transaction
 from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
+from authapi.issuer.addresses import issuer_for_listen_address
 from authapi.listen_address import AddressUnusable, check_address_free
 from authapi.sessions import service as sessions
 from authapi.sessions.refresh_tokens import load_refresh_token_key
@@ -95,8 +97,19 @@ async def _schema_is_current(settings: Settings) -> bool:
     return current == migrate.head_revision()
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
+def _serve_settings(args: argparse.Namespace) -> Settings:
     settings = _settings()
+    if "issuer" in settings.model_fields_set:
+        return settings
+    # Unset, the issuer is the URL served here, so that tokens, the metadata and the
+    # browser-mode origin check name the address clients reach. The workers read it
+    # from the environment, like any setting.
+    os.environ["AUTHAPI_ISSUER"] = issuer_for_listen_address(args.host, args.port)
+    return _settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = _serve_settings(args)
     try:
         check_address_free(args.host, args.port)
     except AddressUnusable as exc:

@@ -772,6 +772,7 @@ class TestResourceServersDuringARotation:
             "AUTHAPI_JWKS_MAX_AGE": str(REAL_MAX_AGE),
             "AUTHAPI_KEY_RELOAD_INTERVAL": str(REAL_RELOAD_INTERVAL),
             "AUTHAPI_RATE_LIMIT_ENABLED": "false",
+            "AUTHAPI_ISSUER": "http://localhost:8000",  # one for both instances
         }
         cli_env = {**authapi_env(database_url, data_dir), **settings}
         refusals: list[str] = []
