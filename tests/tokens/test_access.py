@@ -125,6 +125,22 @@ FORGERIES: dict[str, Callable[[AppContext], str]] = {
     "kid with SQL": lambda c: sign(c, claims_of(c), kid="' OR '1'='1"),
     "garbage": lambda c: "not-a-token",
     "oversized": lambda c: sign(c, claims_of(c, jti="x" * 5000)),
+    # Well signed, but not claims we issue: each used to verify, and the next request
+    # was a 500 (or, for another spelling of a sid, slipped past its revocation).
+    "exp a string": lambda c: sign(c, claims_of(c, exp=str(int(time.time()) + 300))),
+    "exp a float": lambda c: sign(c, claims_of(c, exp=time.time() + 300.5)),
+    "iat a string": lambda c: sign(c, claims_of(c, iat=str(int(time.time())))),
+    "nbf true": lambda c: sign(c, {**claims_of(c), "nbf": True}),
+    "nbf a float string": lambda c: sign(c, {**claims_of(c), "nbf": "1.5"}),
+    "jti a number": lambda c: sign(c, claims_of(c, jti=42)),
+    "scope a list": lambda c: sign(c, claims_of(c, scope=["profile"])),
+    "sid in braces": lambda c: sign(c, claims_of(c, sid="{0d6c1f8e-2b3a-4c5d-8e9f-a0b1c2d3e4f5}")),
+    "sid as a URN": lambda c: sign(
+        c, claims_of(c, sid="urn:uuid:0d6c1f8e-2b3a-4c5d-8e9f-a0b1c2d3e4f5")
+    ),
+    "sid in capitals": lambda c: sign(c, claims_of(c, sid="0D6C1F8E-2B3A-4C5D-8E9F-A0B1C2D3E4F5")),
+    "sid without hyphens": lambda c: sign(c, claims_of(c, sid="0d6c1f8e2b3a4c5d8e9fa0b1c2d3e4f5")),
+    "sub in braces": lambda c: sign(c, claims_of(c, sub="{6b1f2c7e-59b4-4a8e-9d0e-3f1c2b4a5d6e}")),
 }
 
 

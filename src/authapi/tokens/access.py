@@ -25,6 +25,12 @@ MAX_TOKEN_LENGTH = 4096
 # PyJWT also decodes padded segments, so without this `token + "=="` verified too.
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti", "sid", "client_id", "scope", "role"]
+# What each claim must be, exactly as `issue` writes it. PyJWT checks the times with
+# `int(value)`, so it takes "1700000000", 1.7e9 and true as times; the rest of the app
+# (the verified-token cache, /whoami's schema) would then fail on them with a 500.
+_NUMERIC_DATES = ("exp", "iat", "nbf")
+_STRINGS = ("iss", "jti", "client_id", "scope", "role")
+_UUIDS = ("sub", "sid")  # compared as strings (revoked sessions): one spelling only
 
 
 @dataclass(frozen=True)
@@ -100,16 +106,29 @@ class AccessTokens:
             )
         except jwt.InvalidTokenError:
             raise InvalidToken() from None
-        if not _is_uuid(claims["sub"]) or not _is_uuid(claims["sid"]):
+        if not _well_typed(claims):
             raise InvalidToken()
         return claims
 
 
-def _is_uuid(value: object) -> bool:
+def _well_typed(claims: dict[str, Any]) -> bool:
+    return (
+        all(_is_integer(claims[name]) for name in _NUMERIC_DATES if name in claims)
+        and all(isinstance(claims[name], str) for name in _STRINGS)
+        and all(_is_canonical_uuid(claims[name]) for name in _UUIDS)
+    )
+
+
+def _is_integer(value: object) -> bool:
+    return type(value) is int  # not a bool, a float or a string of digits
+
+
+def _is_canonical_uuid(value: object) -> bool:
+    """Lowercase and hyphenated: `{...}`, `urn:uuid:...` and uppercase spellings of the
+    same UUID would pass for another session in every string comparison."""
     if not isinstance(value, str):
         return False
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value)) == value
     except ValueError:
         return False
-    return True
