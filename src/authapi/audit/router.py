@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from authapi.audit import service
-from authapi.audit.schemas import AuditEventOut, AuditPage, Instant
+from authapi.audit.schemas import MAX_EVENT_ID, AuditEventOut, AuditPage, Instant
 from authapi.audit.service import Event
 from authapi.dependencies import DbSession
 from authapi.errors import AuthenticationRequired, Forbidden, InvalidToken, responses
@@ -28,7 +28,8 @@ async def list_audit_events(
     since: Annotated[Instant | None, Query(description="events at or after")] = None,
     until: Annotated[Instant | None, Query(description="events before")] = None,
     before: Annotated[
-        int | None, Query(ge=1, description="next_before of the previous page")
+        int | None,
+        Query(ge=1, le=MAX_EVENT_ID, description="next_before of the previous page"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:

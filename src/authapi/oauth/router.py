@@ -56,6 +56,13 @@ def _no_store(response: Response) -> None:
     response.headers.update(NO_STORE)
 
 
+async def _refuse_null_body(request: Request, body: object) -> None:
+    # FastAPI reads a JSON `null` as no body at all; the document (openapi.py) allows
+    # the object or nothing, so that a `null` cannot pass for "use the cookie".
+    if body is None and await request.body():
+        raise InvalidRequest("The body must be a JSON object, or left out.")
+
+
 async def _refuse_repeated(request: Request, names: tuple[str, ...]) -> None:
     # RFC 6749 §3.1/§3.2: parameters must not be included more than once.
     form = await request.form()
@@ -155,6 +162,7 @@ async def refresh(
     comes in the JSON body, or, in browser mode (`X-Token-Delivery: cookie`, no body),
     from the refresh cookie, and the new one goes back into the cookie."""
     _no_store(response)
+    await _refuse_null_body(request, body)
     if body is not None:
         refresh_token = body.refresh_token
         if browser.wants_cookie(request):
@@ -212,6 +220,7 @@ async def logout(
     """End the current session: the one of the refresh token in the body, else of the
     refresh cookie (browser mode, which also clears the cookie), else of the bearer
     access token."""
+    await _refuse_null_body(request, body)
     refresh_token = body.refresh_token if body else None
     cookie = browser.read_cookie(request, context.settings)
     if refresh_token is None and cookie is not None:

@@ -4,8 +4,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from authapi.plain_text import NO_CONTROLS
+
 # Far above the 79 characters of a refresh token, far below anything costly.
-TokenString = Annotated[str, Field(min_length=1, max_length=4096)]
+TokenString = Annotated[str, Field(min_length=1, max_length=4096), NO_CONTROLS]
 
 
 class TokenResponse(BaseModel):
@@ -50,10 +52,10 @@ class ServerMetadata(BaseModel):
 class TokenForm(BaseModel):
     """The RFC 6749 token request; unrecognised parameters are ignored (§3.2)."""
 
-    grant_type: Annotated[str | None, Field(max_length=64)] = None
-    username: Annotated[str | None, Field(max_length=320)] = None
-    password: Annotated[str | None, Field(max_length=1024)] = None
-    scope: Annotated[str | None, Field(max_length=1024)] = None
+    grant_type: Annotated[str, Field(max_length=64), NO_CONTROLS] | None = None
+    username: Annotated[str, Field(max_length=320), NO_CONTROLS] | None = None
+    password: Annotated[str, Field(max_length=1024), NO_CONTROLS] | None = None
+    scope: Annotated[str, Field(max_length=1024), NO_CONTROLS] | None = None
     refresh_token: TokenString | None = None
 
 
@@ -61,4 +63,4 @@ class RevokeForm(BaseModel):
     """RFC 7009 §2.1."""
 
     token: TokenString  # REQUIRED; without it the answer is 400 invalid_request
-    token_type_hint: Annotated[str | None, Field(max_length=64)] = None
+    token_type_hint: Annotated[str, Field(max_length=64), NO_CONTROLS] | None = None

@@ -9,6 +9,7 @@ from typing import Annotated
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
+from authapi.plain_text import ALLOWED_CHARACTERS, NO_CONTROLS
 from authapi.users.emails import MAX_EMAIL_LENGTH, normalize_email
 from authapi.users.models import ROLES
 from authapi.users.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -25,12 +26,18 @@ Email = Annotated[
         max_length=MAX_EMAIL_LENGTH,
         description="An email address; special-use domains such as .test are refused.",
         # Documentation only: normalize_email is what validates.
-        json_schema_extra={"format": "email", "pattern": rf"^(?!.*[@.](?:{_SPECIAL_USE})$)"},
+        json_schema_extra={
+            "format": "email",
+            "pattern": rf"^(?!.*[@.](?:{_SPECIAL_USE})$){ALLOWED_CHARACTERS}$",
+        },
     ),
+    NO_CONTROLS,
     AfterValidator(normalize_email),
 ]
-# Length only, no composition rules (NIST 800-63B §5.1.1.2).
-Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
+# Length only, no composition rules (NIST 800-63B §5.1.1.2): any printable Unicode.
+Password = Annotated[
+    str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH), NO_CONTROLS
+]
 
 
 def _known_role(value: str) -> str:
@@ -45,9 +52,7 @@ Role = Annotated[
 ]
 
 
-# Query strings: no control characters (no email has one, and PostgreSQL refuses NUL).
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-EmailCursor = Annotated[str, Field(max_length=MAX_EMAIL_LENGTH, pattern=_PRINTABLE)]
+EmailCursor = Annotated[str, Field(max_length=MAX_EMAIL_LENGTH), NO_CONTROLS]
 
 
 def _fold_fragment(value: str) -> str:
@@ -57,7 +62,7 @@ def _fold_fragment(value: str) -> str:
 
 
 EmailFragment = Annotated[
-    str, Field(max_length=MAX_EMAIL_LENGTH, pattern=_PRINTABLE), AfterValidator(_fold_fragment)
+    str, Field(max_length=MAX_EMAIL_LENGTH), NO_CONTROLS, AfterValidator(_fold_fragment)
 ]
 
 
@@ -71,8 +76,8 @@ class UserCreate(BaseModel):
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # The current one is checked, not validated: it may predate today's rules.
-    current_password: Annotated[str, Field(max_length=1024)]
+    # The current one is checked, not validated: it may predate today's length rules.
+    current_password: Annotated[str, Field(max_length=1024), NO_CONTROLS]
     new_password: Password
 
 
