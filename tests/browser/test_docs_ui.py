@@ -116,7 +116,9 @@ async def test_an_injected_script_does_not_run_and_the_page_cannot_be_framed(
         framing = page.url.replace("localhost", "127.0.0.1").replace("/docs", "/nope")
         await page.goto(framing)
         await page.set_content(f'<iframe id="docs" src="{docs_url}"></iframe>')
-        frame = await (await page.wait_for_selector("#docs")).content_frame()
+        element = await page.wait_for_selector("#docs")
+        assert element is not None
+        frame = await element.content_frame()
         assert frame is not None
         await frame.wait_for_load_state()
         assert await frame.locator("#swagger-ui").count() == 0
