@@ -144,9 +144,10 @@ async def clear_signing_keys(database_url: str) -> None:
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[FastAPI]:
-    # Keys a test added or rotated must not reach the next one.
-    await clear_signing_keys(settings.resolved_database_url)
+async def app(settings: Settings, clock: FakeClock, database_url: str) -> AsyncIterator[FastAPI]:
+    # Keys a test added or rotated must not reach the next one. (On the database itself:
+    # the app may reach it through a pooler, tests/test_pooler.py.)
+    await clear_signing_keys(database_url)
     app = create_app(settings, clock=clock)
     async with LifespanManager(app):
         context: AppContext = app.state.context

@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     # None means the embedded SQLite file `<data_dir>/authapi.db`.
     database_url: str | None = None
+    # `transaction`: the database URL names a pooler in transaction mode (PgBouncer's
+    # `pool_mode = transaction`, most managed poolers), where a server connection serves
+    # a different client at every transaction: no prepared statements are kept (db.py).
+    database_pooler: Literal["none", "transaction"] = "none"
+    # The connection that LISTENs for other instances' revocations stays open for ever,
+    # which a transaction pooler cannot give: point this at PostgreSQL itself (or a
+    # session-mode pool). Unset: the database URL.
+    listen_database_url: str | None = None
 
     issuer: str = "http://localhost:8000"
     audience: str = "authapi"
@@ -214,7 +222,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"CORS origins must be exact http(s) origins, not {origin!r}")
         return [origin.rstrip("/") for origin in value]
 
-    @field_validator("database_url")
+    @field_validator("database_url", "listen_database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
         return check_database_url(value) if value else None
@@ -250,6 +258,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'authapi.db'}"
+
+    @property
+    def resolved_listen_database_url(self) -> str:
+        return self.listen_database_url or self.resolved_database_url
 
     @property
     def is_sqlite(self) -> bool:

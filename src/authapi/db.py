@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -57,6 +58,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Behind a pooler in transaction mode each transaction may run on another server
+# connection, where a statement prepared on the first one does not exist, or one of the
+# same name from another client does. So asyncpg keeps no statement cache (it then also
+# re-prepares within a transaction rather than trust the pooler), and names each
+# statement uniquely; SQLAlchemy's own cache of prepared statements is off too
+# (SQLAlchemy's asyncpg dialect documentation, "Prepared Statement Name with PGBouncer").
+_TRANSACTION_POOLER_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,  # asyncpg's
+    "prepared_statement_cache_size": 0,  # SQLAlchemy's adapter's
+    "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+}
+
 # Execution options of a connection that only reads (see the SQLite "begin" hook).
 READ_ONLY = {"authapi_read_only": True}
 
@@ -75,7 +88,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # marked a disconnect below, makes the pool replace it and every older one;
         # recycling keeps idle ones from dying behind a firewall's idle timeout.
         pool_recycle=1800,
-        connect_args={"timeout": settings.db_timeout, "command_timeout": settings.db_timeout},
+        connect_args={
+            "timeout": settings.db_timeout,
+            "command_timeout": settings.db_timeout,
+            **(_TRANSACTION_POOLER_ARGS if settings.database_pooler == "transaction" else {}),
+        },
     )
 
     @event.listens_for(engine.sync_engine, "handle_error")
@@ -89,10 +106,17 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # stuck. Marked as disconnects, they make SQLAlchemy discard the connection (and
         # recycle the pool's others, dead as well) instead of handing it out again, and
         # the error says `connection_invalidated`, which errors.py answers with 503.
+        # So is a write refused as read-only (25006): the connection is to a hot standby
+        # or began read-only (`default_transaction_read_only`), and stays so; a new one
+        # may reach the promoted primary or take the setting back.
         error = context.original_exception
         sqlstate = str(getattr(error, "sqlstate", None) or "")
         internal = getattr(engine.dialect.loaded_dbapi, "InternalClientError", ())
-        if sqlstate.startswith(("08", "53", "57P")) or isinstance(error, internal):
+        if (
+            sqlstate.startswith(("08", "53", "57P"))
+            or sqlstate == "25006"
+            or isinstance(error, internal)
+        ):
             context.is_disconnect = True
 
     return engine

@@ -124,7 +124,7 @@ class RevocationFeed:
 
     async def _listen(self) -> None:
         """Listen until the connection is lost."""
-        url = make_url(self._settings.resolved_database_url).set(drivername="postgresql")
+        url = make_url(self._settings.resolved_listen_database_url).set(drivername="postgresql")
         timeout = self._settings.db_timeout
         connection = await asyncpg.connect(
             url.render_as_string(hide_password=False),

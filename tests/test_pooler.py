@@ -1,0 +1,200 @@
+"""authapi behind a connection pooler in transaction mode: a real PgBouncer (Debian's
+package, started here on a free port as the `postgres` user, which it insists on) in
+front of the test database, two server connections shared by every client connection.
+
+Through it, with `AUTHAPI_DATABASE_POOLER=transaction`: the whole token flow, concurrent
+refreshes, and instant revocation across two instances (their revocation listeners on
+`AUTHAPI_LISTEN_DATABASE_URL`, PostgreSQL itself: LISTEN needs a session of its own).
+Without the setting, the same traffic breaks on prepared statements that another client
+connection made on the shared server connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from authapi.app import create_app
+from authapi.config import Settings
+from authapi.context import AppContext
+from tests.conftest import FakeClock, make_settings
+from tests.factories import bearer, login, refresh, register, registered_login
+from tests.revocations.test_instant import log_out, wait_until
+from tests.test_cli import free_port
+
+PGBOUNCER = "/usr/sbin/pgbouncer"
+pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
+
+
+def _config(port: int, upstream: str) -> str:
+    server = make_url(upstream)
+    return f"""\
+[databases]
+* = host={server.host} port={server.port} user={server.username}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+; Fewer server connections than the app's pool has: client connections must share them.
+default_pool_size = 2
+max_client_conn = 200
+server_reset_query =
+ignore_startup_parameters = extra_float_digits,options
+"""
+
+
+def _accepting(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def pgbouncer() -> Iterator[int]:
+    """A PgBouncer in transaction mode; yields its port."""
+    if not Path(PGBOUNCER).exists():
+        pytest.fail("PgBouncer is missing (apt-get install pgbouncer); scripts/test installs it")
+    postgres = pwd.getpwnam("postgres")
+    folder = Path(tempfile.mkdtemp(prefix="authapi-pgbouncer-"))
+    port = free_port()
+    config = folder / "pgbouncer.ini"
+    config.write_text(_config(port, "postgresql://postgres@127.0.0.1:5432"))
+    shutil.chown(folder, postgres.pw_uid, postgres.pw_gid)
+    shutil.chown(config, postgres.pw_uid, postgres.pw_gid)
+    log = folder / "pgbouncer.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - a fixed command line of our own
+            ["runuser", "-u", "postgres", "--", PGBOUNCER, str(config)],  # noqa: S607
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for _ in range(500):  # a bound on the rounds, not a timing
+            if _accepting(port):
+                break
+            if process.poll() is not None:
+                pytest.fail(f"PgBouncer did not start: {log.read_text()}")
+            subprocess.run(["sleep", "0.02"], check=True)  # noqa: S607
+        else:
+            pytest.fail("PgBouncer did not listen")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _through(database_url: str, port: int) -> str:
+    return make_url(database_url).set(port=port).render_as_string(hide_password=False)
+
+
+def pooled_settings(database_url: str, data_dir: Path, port: int, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_pooler": "transaction",
+        "listen_database_url": database_url,
+        "rate_limit_enabled": False,
+        "argon2_memory_cost": 1024,
+        "argon2_time_cost": 1,
+    }
+    return make_settings(_through(database_url, port), data_dir, **{**values, **overrides})
+
+
+@pytest.fixture
+def settings(database_url: str, data_dir: Path, pgbouncer: int) -> Settings:
+    return pooled_settings(database_url, data_dir, pgbouncer)
+
+
+@pytest.fixture
+async def second_instance(
+    database_url: str, data_dir: Path, pgbouncer: int, clock: FakeClock, app: FastAPI
+) -> AsyncIterator[tuple[httpx.AsyncClient, AppContext]]:
+    """Another instance through the pooler; its poll out of the way, so that what it
+    learns comes from its listener."""
+    settings = pooled_settings(database_url, data_dir, pgbouncer, revocation_poll_interval=60)
+    other = create_app(settings, clock=clock)
+    async with LifespanManager(other):
+        context: AppContext = other.state.context
+        await wait_until(lambda: context.revocation_feed.listening)
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http, context
+
+
+async def _many_at_once(client: httpx.AsyncClient, count: int = 12) -> list[dict[str, Any]]:
+    """Registrations and logins at once: more client connections than server ones."""
+    users = await asyncio.gather(*(register(client) for _ in range(count)))
+    return list(await asyncio.gather(*(login(client, user["email"]) for user in users)))
+
+
+class TestThroughTransactionPooler:
+    async def test_the_token_flow(self, client: httpx.AsyncClient) -> None:
+        user, tokens = await registered_login(client)
+        me = await client.get("/users/me", headers=bearer(tokens))
+        assert me.status_code == 200
+        assert me.json()["email"] == user["email"]
+        for _ in range(3):
+            response = await refresh(client, tokens["refresh_token"])
+            assert response.status_code == 200, response.text
+            tokens = response.json()
+        sessions = await client.get("/sessions", headers=bearer(tokens))
+        assert [session["current"] for session in sessions.json()] == [True]
+        await log_out(client, tokens)
+        assert (await refresh(client, tokens["refresh_token"])).status_code == 400
+
+    async def test_many_clients_at_once(self, client: httpx.AsyncClient) -> None:
+        sessions = await _many_at_once(client)
+        refreshed = await asyncio.gather(
+            *(refresh(client, tokens["refresh_token"]) for tokens in sessions)
+        )
+        assert [response.status_code for response in refreshed] == [200] * len(sessions)
+
+    async def test_concurrent_refreshes_of_one_token_advance_it_once(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        _, tokens = await registered_login(client)
+        answers = await asyncio.gather(
+            *(refresh(client, tokens["refresh_token"]) for _ in range(8))
+        )
+        assert [answer.status_code for answer in answers] == [200] * 8
+        assert len({answer.json()["refresh_token"] for answer in answers}) == 1
+
+    async def test_another_instance_learns_a_revocation_within_a_second(
+        self,
+        client: httpx.AsyncClient,
+        second_instance: tuple[httpx.AsyncClient, AppContext],
+    ) -> None:
+        other_client, other = second_instance
+        _, tokens = await registered_login(client)
+        whoami = await other_client.get("/whoami", headers=bearer(tokens))
+        assert whoami.status_code == 200
+        await log_out(client, tokens)
+        sid = whoami.json()["sid"]
+        assert await wait_until(lambda: sid in other.revoked_sessions, within=1.0) < 1
+        assert (await other_client.get("/whoami", headers=bearer(tokens))).status_code == 401
+
+
+class TestWithoutThePoolerSetting:
+    @pytest.fixture
+    def settings(self, database_url: str, data_dir: Path, pgbouncer: int) -> Settings:
+        return pooled_settings(database_url, data_dir, pgbouncer, database_pooler="none")
+
+    async def test_prepared_statements_break(self, client: httpx.AsyncClient) -> None:
+        # What the setting is for: asyncpg's named statements, prepared on a server
+        # connection that another client connection then uses too.
+        with pytest.raises(Exception, match="prepared statement"):  # noqa: PT011
+            await _many_at_once(client)
