@@ -199,3 +199,17 @@ class TestCommands:
         generated = run_authapi("keys", "generate", env=env, cwd=tmp_path)
         assert generated.returncode == 0, generated.stderr
         assert_private(data_dir)
+
+
+@pytest.mark.usefixtures("own_keys", "usual_umask")
+async def test_a_linked_data_dir_is_tightened_where_it_points(
+    database_url: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "real"
+    target.mkdir(mode=0o755)
+    target.chmod(0o755)
+    link = tmp_path / "data"
+    link.symlink_to(target)
+    async with started(make_settings(database_url, link)):
+        pass
+    assert_private(target)

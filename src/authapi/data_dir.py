@@ -39,10 +39,10 @@ def secure_data_dir(settings: Settings) -> Path:
     os.umask(PRIVATE_UMASK)
     folder = settings.data_dir
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _tighten(folder)
-    for _parent, folders, files in os.walk(folder):
+    _tighten(folder.resolve())  # the folder itself, also when AUTHAPI_DATA_DIR is a link
+    for parent, folders, files in os.walk(folder):
         for name in folders + files:
-            _tighten(Path(_parent) / name)
+            _tighten(Path(parent) / name)
     for path in _sqlite_files(settings):
         if path.exists():
             _tighten(path)
