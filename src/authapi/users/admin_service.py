@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authapi.audit import service as audit
@@ -14,6 +14,7 @@ from authapi.client_address import Origin
 from authapi.errors import Forbidden, NotFound, OwnAccountChange
 from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason
+from authapi.users.emails import fragment_spellings
 from authapi.users.models import User
 
 
@@ -28,12 +29,16 @@ async def list_users(
 ) -> list[User]:
     """Ordered by email (unique, never changed, indexed): pass the last email seen as
     `after` for the next page. `email` is a substring of the stored (normalised,
-    lowercase) address; LIKE's wildcards in it match themselves."""
+    lowercase, Unicode-domain) address, in either spelling of a domain's labels; LIKE's
+    wildcards in it match themselves."""
     query = select(User).order_by(User.email).limit(limit)
     if after is not None:
         query = query.where(User.email > after)
     if email:
-        query = query.where(User.email.contains(email, autoescape=True))
+        spellings = fragment_spellings(email)
+        query = query.where(
+            or_(*(User.email.contains(spelling, autoescape=True) for spelling in spellings))
+        )
     if role is not None:
         query = query.where(User.role == role)
     if is_active is not None:
