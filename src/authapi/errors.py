@@ -224,12 +224,6 @@ def _allowed_methods(request: Request) -> str:
     )
 
 
-# PostgreSQL's SQLSTATE for a write refused by a read-only transaction, which is what a
-# hot standby or `default_transaction_read_only` answers; asyncpg's error for it is no
-# OperationalError.
-_READ_ONLY_SQL_TRANSACTION = "25006"
-
-
 def _described(exc: Exception) -> str:
     """The error's type and the driver's own first line, e.g. `OperationalError: attempt
     to write a readonly database` or `OperationalError: database or disk is full`, so the
@@ -245,14 +239,13 @@ def _described(exc: Exception) -> str:
 
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     # Every DBAPIError reaches here (see DATABASE_UNAVAILABLE), but only one whose
-    # connection was lost, or whose database refuses writes, is an outage. Any other (a
-    # constraint, a bad statement) is a bug: re-raised, it reaches the catch-all as
-    # before (a 500, and the server logs it).
+    # connection was lost (or refused writes: db.create_engine marks those too) is an
+    # outage. Any other (a constraint, a bad statement) is a bug: re-raised, it reaches
+    # the catch-all as before (a 500, and the server logs it).
     if (
         isinstance(exc, sa_exc.DBAPIError)
         and not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
         and not exc.connection_invalidated
-        and getattr(exc.orig, "sqlstate", None) != _READ_ONLY_SQL_TRANSACTION
     ):
         raise exc
     logger.warning("database unavailable: %s", _described(exc))
