@@ -20,6 +20,7 @@ from authapi.dependencies import refuse_secrets_in_query
 from authapi.docs import install_docs
 from authapi.errors import install_error_handlers
 from authapi.expiring import ExpiringCache
+from authapi.issuer.hosts import ForeignHostWarning
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # The last added runs first: every answer, even a refusal of an oversized request
     # (which never reaches the app) or a CORS preflight, gets the security headers.
     app.add_middleware(SizeLimits)
+    app.add_middleware(ForeignHostWarning, issuer=settings.issuer)
     if settings.cors_origins:
         app.add_middleware(
             JSONErrorCORS,
