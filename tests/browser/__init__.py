@@ -1,6 +1,6 @@
 """Real-browser tests: Debian's Chromium, driven by Playwright, against `authapi serve`.
 
-The browser is Debian's (`apt-get install chromium`, which `.ci/run` does), never one
+The browser is Debian's (`apt-get install chromium`, which `scripts/setup` does), never one
 from `playwright install`: the machines that run these tests have no internet. Without
 Chromium the tests fail; they never skip.
 """
@@ -62,7 +62,7 @@ async def chromium() -> AsyncIterator[Browser]:
     """Headless Chromium, closed on the way out whatever happens."""
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
-            f"Chromium is not installed at {CHROMIUM}: "
+            f"Chromium is not installed at {CHROMIUM}: run scripts/setup, or "
             "`apt-get install --no-install-recommends chromium` (the browser tests never skip)"
         )
     async with async_playwright() as playwright:
