@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import authapi.audit.models
+import authapi.issuer.models
 import authapi.sessions.models
 import authapi.tokens.models
 import authapi.users.models  # noqa: F401 - registers the tables on the metadata

@@ -21,6 +21,7 @@ from authapi.docs import install_docs
 from authapi.errors import install_error_handlers
 from authapi.expiring import ExpiringCache
 from authapi.issuer.hosts import ForeignHostWarning
+from authapi.issuer.record import check_issuer
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         context = await build_context(settings, clock or Clock())
         app.state.context = context
         await context.hasher.dummy_hash()  # computed once, not on the first unknown email
+        await check_issuer(context.sessionmaker, settings.issuer, context.clock.now())
         await context.revocation_feed.start()
         await context.signing_keys.start()
         try:

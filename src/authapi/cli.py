@@ -24,6 +24,7 @@ from authapi.config import Settings
 from authapi.data_dir import DataDirError, secure_data_dir
 from authapi.db import create_engine, create_sessionmaker, transaction
 from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
+from authapi.issuer import commands as issuer_commands
 from authapi.issuer.addresses import issuer_for_listen_address
 from authapi.listen_address import AddressUnusable, check_address_free
 from authapi.sessions import service as sessions
@@ -144,6 +145,13 @@ def cmd_keys(args: argparse.Namespace) -> None:
     except (KeyChangeRefused, KeyConfigError) as exc:
         raise CommandError(str(exc)) from None
     print(output)  # noqa: T201
+
+
+def cmd_issuer(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if not asyncio.run(_schema_is_current(settings)):
+        raise CommandError("the database schema is not current: run `authapi migrate` first")
+    print(asyncio.run(issuer_commands.run(args, settings)))  # noqa: T201
 
 
 def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
@@ -315,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.set_defaults(func=cmd_prune)
 
     key_commands.add_parser(commands, cmd_keys)
+    issuer_commands.add_parser(commands, cmd_issuer)
     return parser
 
 
