@@ -519,3 +519,51 @@ class TestPortInUse:
 
         assert result.returncode == 2
         assert "--port" in result.stderr
+
+
+# `authapi serve` as its console script runs it, and then the number of objects the
+# interpreter's exit would still collect garbage over.
+COUNT_AT_EXIT = """
+import gc, sys
+from authapi.cli import main
+status = main(sys.argv[1:])
+print("objects left to collect:", len(gc.get_objects()), flush=True)
+sys.exit(status)
+"""
+
+
+class TestServeStops:
+    def test_with_workers_sigterm_leaves_no_garbage_collection_to_the_exit(
+        self, database_url: str, data_dir: Path, tmp_path: Path
+    ) -> None:
+        """With several workers the supervisor exits normally after a SIGTERM, and the
+        interpreter's exit collected garbage over the whole app it had imported (some
+        120,000 objects): 1.2 s to 1.5 s of the ~2 s an idle server took to stop."""
+        port = free_port()
+        log_path = tmp_path / "serve.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
+                [
+                    *(sys.executable, "-c", COUNT_AT_EXIT, "serve"),
+                    *("--host", "127.0.0.1", "--port", str(port), "--workers", "2"),
+                ],
+                env=authapi_env(database_url, data_dir),
+                cwd=tmp_path,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server(f"http://127.0.0.1:{port}", process, log_path)
+        try:
+            server.wait_until_healthy()
+            process.terminate()
+            process.wait(timeout=COMMAND_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=COMMAND_TIMEOUT)
+
+        assert process.returncode == 0, server.log()
+        assert server.log().count("Application shutdown complete") == 2  # both workers
+        [line] = [line for line in server.log().splitlines() if "objects left" in line]
+        assert int(line.rsplit(" ", 1)[1]) < 1_000, line

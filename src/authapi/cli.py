@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import os
@@ -129,8 +130,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except KeyConfigError as exc:
         raise CommandError(str(exc)) from None
     # Several workers: one folder where each writes its metrics, so /metrics adds them up.
-    with metrics.multiprocess_dir(args.workers):
-        _run_uvicorn(args, settings)
+    try:
+        with metrics.multiprocess_dir(args.workers):
+            _run_uvicorn(args, settings)
+    finally:
+        # The interpreter's exit would then collect garbage over every object this
+        # process holds (the app, SQLAlchemy, Alembic: some 120,000), which took 1.2 s
+        # to 1.5 s after a SIGTERM on two cores. Nothing left is garbage that matters:
+        # exempt it all from those collections.
+        gc.freeze()
 
 
 def cmd_keys(args: argparse.Namespace) -> None:
