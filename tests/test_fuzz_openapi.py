@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Iterator
+from datetime import timedelta, timezone
 from typing import Any
 
 import httpx
@@ -29,8 +30,11 @@ import schemathesis
 import schemathesis.pytest
 import urllib3
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core.failures import FailureGroup
 from schemathesis.schemas import BaseSchema
 
 from authapi.context import AppContext
@@ -44,11 +48,22 @@ MAX_EXAMPLES = 30
 SEED = 20240601
 
 
+# Scenarios of the stateful phase, and calls in each.
+STATEFUL_SCENARIOS = 40
+STATEFUL_STEPS = 6
+
+
 CONFIG: dict[str, Any] = {
     "seed": SEED,
     "base-url": BASE_URL,
-    # All checks are on by default; said here so that it stays so.
+    # All checks and all phases are on by default; said here so that they stay so.
     "checks": {"enabled": True},
+    "phases": {
+        "examples": {"enabled": True},
+        "coverage": {"enabled": True},
+        "fuzzing": {"enabled": True},
+        "stateful": {"enabled": True},
+    },
     "operations": [
         {
             # These operations check a credential in the body: a refresh token, the
@@ -68,6 +83,26 @@ CONFIG: dict[str, Any] = {
         }
     ],
 }
+
+
+# Instants as RFC 3339 writes them, the ones a datetime can barely hold (or not at all,
+# once converted to UTC) included, for every `format: date-time` parameter.
+EXTREME_INSTANTS = [
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31T23:59:59.999999Z",
+    "9999-12-31T23:59:59-23:59",
+    "1970-01-01T00:00:00-00:00",
+]
+# RFC 3339 offsets are whole minutes, up to a day less one minute either way.
+UTC_OFFSETS = st.integers(-1439, 1439).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+schemathesis.openapi.format(
+    "date-time",
+    st.one_of(
+        st.sampled_from(EXTREME_INSTANTS),
+        st.datetimes(timezones=UTC_OFFSETS).map(lambda instant: instant.isoformat()),
+    ),
+)
 
 
 @pytest.fixture
@@ -202,3 +237,52 @@ async def test_every_error_is_documented_with_the_error_body(client: httpx.Async
     assert "422" not in paths["/token"]["post"]["responses"]
     assert "503" in paths["/sessions"]["delete"]["responses"]
     assert "503" not in paths["/whoami"]["get"]["responses"]  # never touches the database
+
+
+def test_stateful_sequences_conform(
+    api_schema: BaseSchema, session: requests.Session, admin_email: str
+) -> None:
+    """The stateful phase: chains of calls along the document's links (a user that was
+    just registered is then changed, a session just listed is then deleted, ...), as an
+    admin, with every check."""
+    failures: list[str] = []
+    scenarios = 0
+
+    class Scenario(api_schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            nonlocal scenarios
+            scenarios += 1
+            self.headers = fresh_bearer(session, admin_email)
+
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
+            return {"session": session, "base_url": BASE_URL, "headers": self.headers}
+
+        def validate_response(self, *args: Any, **kwargs: Any) -> None:
+            # Collected, not raised: the app's state moves on between scenarios, so
+            # Hypothesis could not replay a failing one.
+            try:
+                super().validate_response(*args, **kwargs)
+            except FailureGroup as group:
+                failures.extend(str(failure) for failure in group.exceptions)
+
+    # As schemathesis' own runner does: when Hypothesis notices that a scenario drew
+    # differently from an earlier one with the same start (the app's state moved on,
+    # as it does here by design), it stops the run; another run goes on from there.
+    for _ in range(10):
+        try:
+            Scenario.run(
+                settings=settings(
+                    max_examples=STATEFUL_SCENARIOS - scenarios,
+                    stateful_step_count=STATEFUL_STEPS,
+                    phases=[Phase.generate],
+                    deadline=None,
+                    database=None,
+                    suppress_health_check=list(HealthCheck),
+                )
+            )
+        except Flaky:
+            pass
+        if scenarios >= STATEFUL_SCENARIOS:
+            break
+    assert not failures, "\n\n".join(dict.fromkeys(failures))
+    assert scenarios >= STATEFUL_SCENARIOS
