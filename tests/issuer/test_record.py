@@ -26,12 +26,15 @@ TWO = "https://two.example.com"
 
 @pytest.fixture
 async def no_record(database_url: str) -> AsyncIterator[None]:
-    """Start from a database that has no issuer recorded (other tests' apps record one)."""
+    """Start from a database that has no issuer recorded (other tests' apps record one),
+    and leave it so: this module's issuers are not those of the tests after it."""
     engine = create_async_engine(database_url, poolclass=NullPool)
     try:
         async with engine.begin() as connection:
             await connection.execute(delete(RecordedIssuer))
         yield
+        async with engine.begin() as connection:
+            await connection.execute(delete(RecordedIssuer))
     finally:
         await engine.dispose()
 
@@ -122,7 +125,9 @@ class TestIssuerRecord:
         assert f"the database records {TWO}" in error
 
 
-@pytest.mark.parametrize("url", ["auth.example.com", "ftp://auth.example.com", "https://"])
+@pytest.mark.parametrize(
+    "url", ["auth.example.com", "ftp://auth.example.com", "https://", "https://a.example/#x"]
+)
 def test_issuer_set_refuses_what_is_no_issuer(tmp_path: Path, url: str) -> None:
     result = run_authapi("issuer", "set", url, env=authapi_env(None, tmp_path), cwd=tmp_path)
 

@@ -16,7 +16,7 @@ def issuer_url(text: str) -> str:
     """An argparse type: an absolute http(s) URL, without a trailing slash (as the
     AUTHAPI_ISSUER setting is stored)."""
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise argparse.ArgumentTypeError(
             "must be an http:// or https:// URL, e.g. https://auth.example.com"
         )
