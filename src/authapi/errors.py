@@ -147,7 +147,12 @@ class RateLimited(DomainError):
 
 
 class AccountThrottled(RateLimited, KeepsChanges):
-    """Too many failed logins for one account; refused, and recorded in the audit trail."""
+    """Too many password attempts on one account; refused, and recorded in the audit
+    trail. `limit` names the limit that refused (its metric label)."""
+
+    def __init__(self, retry_after: int, limit: str) -> None:
+        super().__init__(retry_after)
+        self.limit = limit
 
 
 class ServiceUnavailable(DomainError):

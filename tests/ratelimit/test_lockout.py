@@ -8,7 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from authapi.audit.models import AuditEvent
+from authapi.context import AppContext
 from authapi.ratelimit.dependencies import DEVICE_COOKIE_MAX_AGE, SECURE_DEVICE_COOKIE
 from tests.factories import register
 from tests.ratelimit.test_limits import assert_rate_limited, password_form
@@ -137,7 +140,9 @@ class TestAccountCap:
             **CHEAP_HASHES,
         }
 
-    async def test_past_the_cap_everyone_is_refused(self, client: httpx.AsyncClient) -> None:
+    async def test_past_the_cap_everyone_is_refused(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
         user = await register(client)
         cookie = await device_cookie_of(client, user["email"], OWNER)
         for n in range(4):  # 5 with the owner's login: one failure from each of 4 addresses
@@ -149,6 +154,11 @@ class TestAccountCap:
             client, user["email"], "correct horse battery", address=OWNER, device_cookie=cookie
         )
         assert_rate_limited(response, 3600)
+        async with context.sessionmaker() as db:
+            refusals = await db.scalars(
+                select(AuditEvent.detail).where(AuditEvent.event == "rate_limited")
+            )
+            assert list(refusals) == ["login_account"]  # once a minute per limit and account
 
     @pytest.mark.parametrize(
         "settings_overrides",

@@ -107,8 +107,8 @@ async def password_grant(
         await limiter.admit_password_attempt(
             account, address=origin.ip, device_cookie=device_cookie
         )
-    except AccountThrottled:
-        if await limiter.first_refusal("login_failures", account):
+    except AccountThrottled as throttled:
+        if await limiter.first_refusal(throttled.limit, account):
             user_id = await users.id_for_email(db, account)
             audit.record(
                 db,
@@ -116,7 +116,7 @@ async def password_grant(
                 at=now,
                 origin=origin,
                 user_id=user_id,
-                detail="login_failures",
+                detail=throttled.limit,
             )
         raise
     try:

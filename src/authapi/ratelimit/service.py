@@ -142,11 +142,11 @@ class RateLimiter:
         wait = await self._wait(self._login_failures, "login", digest, *client, count=True)
         if wait is not None:
             metrics.count_rate_limited(LOGIN_LIMIT)
-            raise AccountThrottled(retry_after=wait)
+            raise AccountThrottled(retry_after=wait, limit=LOGIN_LIMIT)
         wait = await self._wait(self._login_account, "login-account", digest, count=True)
         if wait is not None:
             metrics.count_rate_limited(ACCOUNT_LIMIT)
-            raise AccountThrottled(retry_after=wait)
+            raise AccountThrottled(retry_after=wait, limit=ACCOUNT_LIMIT)
 
     def device_cookie(self, account: str, presented: str | None) -> str:
         """The device cookie to set after a successful password grant: the client's
