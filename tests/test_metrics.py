@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 
 from authapi import metrics
 from authapi.audit import service as audit
@@ -36,6 +37,7 @@ from tests.factories import (
     registered_login,
 )
 from tests.test_cli import serving
+from tests.tokens.test_keys import KEK
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 METRICS_TOKEN = "scrape-secret-0123"  # noqa: S105 - a test's own
@@ -386,6 +388,18 @@ class TestExposure:
         allowed = await client.get("/metrics", headers=bearer("scrape-secret-0123"))
         assert allowed.status_code == 200
         assert LOGINS in allowed.text
+
+
+@pytest.mark.parametrize("token", ["change-me", " "])
+def test_production_refuses_a_placeholder_token(token: str) -> None:
+    with pytest.raises(ValidationError, match="AUTHAPI_METRICS_TOKEN must be a real token"):
+        Settings(
+            _env_file=None,
+            environment="production",
+            key_encryption_key=KEK,
+            refresh_token_secret="x7" * 20,
+            metrics_token=token,
+        )
 
 
 class TestSeveralWorkers:

@@ -249,6 +249,10 @@ class Settings(BaseSettings):
             problems.append("AUTHAPI_REFRESH_TOKEN_SECRET must be set to a real secret")
         elif len(secret.get_secret_value()) < 32:
             problems.append("AUTHAPI_REFRESH_TOKEN_SECRET must be at least 32 characters")
+        # The example .env's "change-me" would open /metrics to anyone who guesses it.
+        token = self.metrics_token
+        if token is not None and token.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            problems.append("AUTHAPI_METRICS_TOKEN must be a real token (or unset)")
         if problems:
             raise ValueError("production mode: " + "; ".join(problems))
         return self
