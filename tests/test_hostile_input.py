@@ -268,11 +268,20 @@ class TestAuditQueryBounds:
 
 
 class TestNullBodies:
+    """A JSON `null` is no body: it must not pass for "no body, use the cookie"."""
+
     @pytest.mark.parametrize("path", ["/refresh", "/logout"])
-    async def test_a_json_null_is_no_body(self, client: httpx.AsyncClient, path: str) -> None:
-        _, tokens = await registered_login(client)
-        response = await post_json(client, path, None, bearer(tokens))
-        assert_refused(response, 400)
-        # Nothing ended: the bearer's session still refreshes.
-        response = await post_json(client, "/refresh", {"refresh_token": tokens["refresh_token"]})
-        assert response.status_code == 200, response.text
+    async def test_a_json_null_is_refused_and_changes_nothing(
+        self, app: FastAPI, path: str
+    ) -> None:
+        transport = httpx.ASGITransport(app=app)
+        # On https, so that the Secure refresh cookie is kept and sent back.
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as browser:
+            user = await register(browser)
+            mode = {"X-Token-Delivery": "cookie"}
+            form = {"grant_type": "password", "username": user["email"], "password": PASSWORD}
+            assert (await browser.post("/token", data=form, headers=mode)).status_code == 200
+            assert_refused(await post_json(browser, path, None, mode), 400)
+            # The cookie's session was neither rotated nor ended.
+            response = await browser.post("/refresh", headers=mode)
+            assert response.status_code == 200, response.text
