@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy.engine import make_url
 from authapi import migrate
 from authapi.app import create_app
 from authapi.context import AppContext
+from authapi.tokens import published
 from tests.conftest import POSTGRES_SERVER_URL, POSTGRES_URL, make_settings
 from tests.factories import PASSWORD, bearer, register, registered_login
 from tests.test_cli import serving
@@ -217,11 +219,19 @@ class TestDatabaseUnreachable:
             assert response.json()["error"] == "temporarily_unavailable"
 
     async def test_token_only_endpoints_keep_working(
-        self, client: httpx.AsyncClient, unreachable_database_client: httpx.AsyncClient
+        self,
+        client: httpx.AsyncClient,
+        unreachable_database_client: httpx.AsyncClient,
+        data_dir: Path,
     ) -> None:
-        # Same data directory, so the same signing key: a token from the healthy app
-        # is verified by the one whose database is down.
+        # Same data directory, where the healthy app left the public keys it read: a
+        # token it signed is verified by the app whose database is down.
         _, tokens = await registered_login(client)
+        saved = json.loads((data_dir / published.FILE_NAME).read_text())
+        assert all(
+            set(jwk) <= {"kty", "crv", "x", "y", "n", "e", "kid", "alg", "use"}
+            for jwk in saved["keys"]
+        )  # public parts only
         response = await unreachable_database_client.get("/whoami", headers=bearer(tokens))
         assert response.status_code == 200
         jwks = await unreachable_database_client.get("/.well-known/jwks.json")

@@ -617,8 +617,11 @@ class TestSeeding:
 
 
 async def test_an_unreachable_database_at_start_leaves_the_configured_keys(
-    data_dir: Path,
+    tmp_path: Path,
 ) -> None:
+    # A data directory of its own: no public keys read from a database before
+    # (tests/test_health.py covers an instance that has them).
+    data_dir = tmp_path
     settings = make_settings(
         "postgresql+asyncpg://postgres@127.0.0.1:9/nothing", data_dir, db_timeout=2
     )

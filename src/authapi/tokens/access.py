@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 
-from authapi.errors import InvalidToken
+from authapi.errors import InvalidToken, ServiceUnavailable
 from authapi.tokens.keys import KeySet
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
@@ -68,8 +68,10 @@ class AccessTokens:
             "role": subject.role,
         }
         key = self.keys.signing
-        if key.private_key is None:  # load_keys refuses such a key set
-            raise ValueError("the signing key has no private part")
+        if key.private_key is None:
+            # Started while the database was down (tokens/published.py): until the keys
+            # are read, this instance only verifies.
+            raise ServiceUnavailable("The signing keys are not loaded yet; try again shortly.")
         return jwt.encode(
             claims,
             key.private_key,

@@ -29,7 +29,7 @@ from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.db import READ_ONLY, create_sessionmaker, transaction
 from authapi.errors import DATABASE_UNAVAILABLE
-from authapi.tokens import service
+from authapi.tokens import published, service
 from authapi.tokens.access import AccessTokens
 from authapi.tokens.keys import KeyConfigError, KeySet, load_keys
 from authapi.tokens.models import StoredSigningKey
@@ -83,13 +83,19 @@ async def load_signing_keys(
 ) -> KeySet:
     """The key set an instance starts with (see the module's docstring)."""
     try:
-        return await prepare_keys(settings, engine, kek, clock)
+        keys = await prepare_keys(settings, engine, kek, clock)
     except DATABASE_UNAVAILABLE as exc:
         logger.warning(
             "signing keys: cannot read the database (%s); starting with the configured "
-            "keys until it can be read",
+            "keys, else the public keys last read, until it can be read",
             type(exc).__name__,
         )
+    else:
+        published.save(settings, keys)
+        return keys
+    last_read = published.load(settings)
+    if last_read is not None and not settings.signing_key_files:
+        return last_read
     try:
         return load_keys(settings)
     except KeyConfigError as exc:
@@ -105,6 +111,7 @@ class SigningKeyReloader:
         access_tokens: AccessTokens,
         on_change: Callable[[], object] | None = None,
     ) -> None:
+        self._settings = settings
         self._interval = settings.key_reload_interval
         self._maker = create_sessionmaker(engine)
         self._kek = kek
@@ -129,6 +136,7 @@ class SigningKeyReloader:
             return False
         keys = service.key_set(rows, self._kek)
         self._access_tokens.keys = keys
+        published.save(self._settings, keys)
         if self._on_change is not None:
             self._on_change()
         logger.info(
