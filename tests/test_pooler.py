@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,9 @@ from authapi.app import create_app
 from authapi.config import Settings
 from authapi.context import AppContext
 from tests.conftest import FakeClock, make_settings
-from tests.factories import bearer, login, refresh, register, registered_login
+from tests.factories import PASSWORD, bearer, login, refresh, register, registered_login
 from tests.revocations.test_instant import log_out, wait_until
-from tests.test_cli import free_port
+from tests.test_cli import free_port, serving
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
@@ -186,6 +187,37 @@ class TestThroughTransactionPooler:
         sid = whoami.json()["sid"]
         assert await wait_until(lambda: sid in other.revoked_sessions, within=1.0) < 1
         assert (await other_client.get("/whoami", headers=bearer(tokens))).status_code == 401
+
+
+class TestServeThroughTransactionPooler:
+    def test_serve_with_workers(
+        self, database_url: str, data_dir: Path, pgbouncer: int, tmp_path: Path
+    ) -> None:
+        # `serve` itself (the schema check, the key table) and two workers, each with its
+        # own pool, all on the two server connections.
+        env = {
+            "AUTHAPI_DATABASE_POOLER": "transaction",
+            "AUTHAPI_LISTEN_DATABASE_URL": database_url,
+            "AUTHAPI_RATE_LIMIT_ENABLED": "false",
+        }
+        with (
+            serving(
+                _through(database_url, pgbouncer), data_dir, tmp_path, env=env, workers=2
+            ) as server,
+            httpx.Client(base_url=server.base_url, timeout=10.0) as http,
+        ):
+            assert http.get("/readyz").status_code == 200
+            email = f"pooled-{uuid.uuid4().hex}@example.com"
+            body = {"email": email, "password": PASSWORD}
+            assert http.post("/users", json=body).status_code == 201
+            form = {"grant_type": "password", "username": email, "password": PASSWORD}
+            tokens = http.post("/token", data=form).json()
+            for _ in range(5):  # spread over both workers' pools
+                response = http.post("/refresh", json={"refresh_token": tokens["refresh_token"]})
+                assert response.status_code == 200, server.log()
+                tokens = response.json()
+            assert http.get("/users/me", headers=bearer(tokens)).status_code == 200
+            assert "prepared statement" not in server.log()
 
 
 class TestWithoutThePoolerSetting:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi import logs, metrics, migrate
 from authapi.audit import service as audit
@@ -90,7 +89,7 @@ def cmd_migrate(_args: argparse.Namespace) -> None:
 
 
 async def _schema_is_current(settings: Settings) -> bool:
-    engine = create_async_engine(settings.resolved_database_url, poolclass=NullPool)
+    engine = create_engine(settings)  # the app's engine: also right behind a pooler
     try:
         async with engine.connect() as connection:
             current = await connection.run_sync(migrate.current_revision)
