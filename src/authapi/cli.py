@@ -9,16 +9,12 @@ import getpass
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from authapi import logs, metrics, migrate
-from authapi.audit import service as audit
+from authapi import logs, metrics, migrate, prune
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.data_dir import DataDirError, secure_data_dir
@@ -27,7 +23,6 @@ from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
 from authapi.issuer import commands as issuer_commands
 from authapi.issuer.addresses import issuer_for_listen_address
 from authapi.listen_address import AddressUnusable, check_address_free
-from authapi.sessions import service as sessions
 from authapi.sessions.refresh_tokens import load_refresh_token_key
 from authapi.tokens import commands as key_commands
 from authapi.tokens.keys import KeyConfigError
@@ -229,40 +224,9 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     print(f"created {args.role} {body.email} ({user_id})")  # noqa: T201
 
 
-PruneBatch = Callable[[AsyncSession, datetime, int], Awaitable[int]]
-
-
-async def _prune_all(
-    maker: async_sessionmaker[AsyncSession], prune_batch: PruneBatch, cutoff: datetime, size: int
-) -> int:
-    total = 0
-    while True:
-        async with transaction(maker) as db:  # one short transaction per batch
-            deleted = await prune_batch(db, cutoff, size)
-        total += deleted
-        if deleted < size:
-            return total
-
-
-async def _prune(settings: Settings, batch_size: int) -> tuple[int, int]:
-    engine = create_engine(settings)
-    maker = create_sessionmaker(engine)
-    now = Clock().now()
-    try:
-        # Keep what ended within the last access-token lifetime: its access tokens may
-        # still be in use, and the revocation record is what refuses them.
-        ended = now - timedelta(seconds=settings.access_token_ttl)
-        session_count = await _prune_all(maker, sessions.prune_batch, ended, batch_size)
-        old = now - timedelta(days=settings.audit_retention_days)
-        event_count = await _prune_all(maker, audit.prune_batch, old, batch_size)
-        return session_count, event_count
-    finally:
-        await engine.dispose()
-
-
 def cmd_prune(args: argparse.Namespace) -> None:
     settings = _settings()
-    session_count, event_count = asyncio.run(_prune(settings, args.batch_size))
+    session_count, event_count = asyncio.run(prune.prune(settings, args.batch_size))
     print(f"deleted {session_count} ended sessions")  # noqa: T201
     print(  # noqa: T201
         f"deleted {event_count} audit events older than {settings.audit_retention_days} days"
