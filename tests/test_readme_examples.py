@@ -58,7 +58,7 @@ def test_curl_walk_through_against_a_real_server(
     email = f"walk-{tmp_path.name}@example.com"
     script = (
         readme_section_shell("Walk-through with curl")
-        .replace("localhost:8000", f"127.0.0.1:{port}")
+        .replace("127.0.0.1:8000", f"127.0.0.1:{port}")
         .replace("alice@example.com", email)
     )
     # No grace window: a step presenting a spent refresh token would revoke the session
