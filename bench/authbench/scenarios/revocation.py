@@ -17,9 +17,11 @@ from authbench.results import Figure, ScenarioResult, Target, percentile
 DATABASE = "authapi_bench_revocation"
 EMAIL = "revocation@example.com"
 # The instances share the database, so its signing keys and the key they are encrypted
-# under (each would otherwise generate its own into its data directory).
+# under (each would otherwise generate its own into its data directory), and one issuer
+# (each would otherwise name the address it listens on, and refuse the others' tokens).
 SHARED = {
-    "AUTHAPI_KEY_ENCRYPTION_KEY": base64.b64encode(b"bench-key-encryption-key-32-byte").decode()
+    "AUTHAPI_KEY_ENCRYPTION_KEY": base64.b64encode(b"bench-key-encryption-key-32-byte").decode(),
+    "AUTHAPI_ISSUER": "http://authapi-bench.localhost",
 }
 
 
