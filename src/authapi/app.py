@@ -20,6 +20,7 @@ from authapi.dependencies import refuse_secrets_in_query
 from authapi.docs import install_docs
 from authapi.errors import install_error_handlers
 from authapi.expiring import ExpiringCache
+from authapi.hashing_admission import HashingAdmission
 from authapi.issuer.hosts import ForeignHostWarning
 from authapi.issuer.record import check_issuer
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
@@ -139,6 +140,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # The last added runs first: every answer, even a refusal of an oversized request
     # (which never reaches the app) or a CORS preflight, gets the security headers.
     app.add_middleware(SizeLimits)
+    # Outside SizeLimits, whose refusal of an oversized body is an exception that only
+    # the app's handlers answer: this one bounds what it reads itself and lets such a
+    # body go on to SizeLimits. Inside CORS, so that a browser can read the 503.
+    app.add_middleware(HashingAdmission)
     app.add_middleware(ForeignHostWarning, issuer=settings.issuer)
     if settings.cors_origins:
         app.add_middleware(

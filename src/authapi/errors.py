@@ -166,6 +166,12 @@ class ServiceUnavailable(DomainError):
         return {"Retry-After": "1"}
 
 
+class HashingBusy(ServiceUnavailable):
+    """Every password-hashing place is taken (users/passwords.py says why it is bounded)."""
+
+    description = "Too many logins at once; try again shortly."
+
+
 def error_response(
     status_code: int, error: str, description: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -187,9 +193,13 @@ def responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
     return documented
 
 
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    return error_response(exc.status_code, exc.error, exc.error_description, exc.headers())
+
+
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)  # noqa: S101 - registered for DomainError only
-    return error_response(exc.status_code, exc.error, exc.error_description, exc.headers())
+    return domain_error_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

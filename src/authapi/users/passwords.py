@@ -18,7 +18,7 @@ from typing import TypeVar
 from passlib.context import CryptContext
 
 from authapi.config import Settings
-from authapi.errors import ServiceUnavailable
+from authapi.errors import HashingBusy
 
 T = TypeVar("T")
 
@@ -53,13 +53,18 @@ class PasswordHasher:
         self.pending = 0
         self._dummy_hash: str | None = None
 
+    @property
+    def full(self) -> bool:
+        """Whether `slot()` would refuse now."""
+        return self.pending >= self.max_pending
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Admission for a piece of work that hashes — a whole login, its database
         lookup included, so that a flood queues here, in memory, and not for the
         database's connections or SQLite's lock."""
-        if self.pending >= self.max_pending:
-            raise ServiceUnavailable("Too many logins at once; try again shortly.")
+        if self.full:
+            raise HashingBusy()
         self.pending += 1
         try:
             yield

@@ -1,0 +1,184 @@
+"""Requests that would hash while the hasher is full are refused before FastAPI parses
+them; everything else gets through, and nothing changes while the hasher has room."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from authapi.context import AppContext
+from authapi.middleware import MAX_BODY_BYTES
+from authapi.users.models import User
+from tests.factories import PASSWORD, hashing_blocked, new_email, refresh, registered_login
+from tests.test_metrics import METRICS_TOKEN, Change
+
+BUSY = {
+    "error": "temporarily_unavailable",
+    "error_description": "Too many logins at once; try again shortly.",
+}
+HTTP_REQUESTS = "authapi_http_requests_total"
+
+# Forms the app refuses with 400 once it parses them (missing, too long, repeated).
+INVALID_PASSWORD_GRANTS = [
+    "grant_type=password",
+    f"grant_type=password&username=a%40example.com&password={'x' * 2000}",
+    "grant_type=password&username=a%40example.com&username=b%40example.com&password=p",
+    "grant_type=pass%77ord&username=a%40example.com",  # percent-escaped "password"
+]
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    # One hashing place: one login waiting for the blocked thread fills it.
+    return {"hash_workers": 1, "hash_queue": 0, "metrics_token": METRICS_TOKEN}
+
+
+@asynccontextmanager
+async def hasher_full(client: httpx.AsyncClient, context: AppContext) -> AsyncIterator[None]:
+    """Every hashing place taken by a real login, waiting for the blocked thread."""
+    user, _ = await registered_login(client)
+    form = {"grant_type": "password", "username": user["email"], "password": PASSWORD}
+    waiting: asyncio.Task[httpx.Response] | None = None
+    try:
+        with hashing_blocked(context):
+            waiting = asyncio.create_task(client.post("/token", data=form))
+            for _ in range(100_000):
+                if context.hasher.full:
+                    break
+                await asyncio.sleep(0)
+            assert context.hasher.full
+            yield
+    finally:
+        # Awaited even when the test failed, so that no request outlives the app.
+        if waiting is not None:
+            assert (await waiting).status_code == 200  # it logs in once the thread is free
+
+
+def assert_busy(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json() == BUSY
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def user_count(context: AppContext) -> int:
+    async with context.sessionmaker() as db:
+        return int(await db.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    """A body sent in several messages, without a Content-Length."""
+    for part in parts:
+        yield part
+
+
+class TestWhileFull:
+    async def test_a_password_grant_gets_the_503_of_the_hasher(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        async with hasher_full(client, context):
+            response = await client.post(
+                "/token",
+                data={"grant_type": "password", "username": new_email(), "password": PASSWORD},
+            )
+        assert_busy(response)
+
+    @pytest.mark.parametrize("form", INVALID_PASSWORD_GRANTS)
+    async def test_the_form_is_never_parsed(
+        self, client: httpx.AsyncClient, context: AppContext, form: str
+    ) -> None:
+        # Parsed, each of these would be a 400: a 503 shows the app never saw it.
+        async with hasher_full(client, context):
+            response = await client.post("/token", content=form, headers=FORM)
+        assert_busy(response)
+
+    async def test_the_refusal_is_counted_under_its_route(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        async with hasher_full(client, context), Change(client) as change:
+            assert_busy(await client.post("/token", content="grant_type=password", headers=FORM))
+        assert change(HTTP_REQUESTS, method="POST", route="/token", status="503") == 1
+
+    @pytest.mark.parametrize("sent_in_chunks", [False, True])
+    async def test_a_refresh_grant_on_token_gets_through(
+        self, client: httpx.AsyncClient, context: AppContext, sent_in_chunks: bool
+    ) -> None:
+        _, tokens = await registered_login(client)
+        form = f"grant_type=refresh_token&refresh_token={tokens['refresh_token']}".encode()
+        async with hasher_full(client, context):
+            # What was read to find the grant type reaches the app all the same.
+            body = chunks(form[:10], form[10:40], form[40:]) if sent_in_chunks else form
+            response = await client.post("/token", content=body, headers=FORM)
+        assert response.status_code == 200, response.text
+        assert response.json()["refresh_token"] != tokens["refresh_token"]
+
+    async def test_refresh_gets_through(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        _, tokens = await registered_login(client)
+        async with hasher_full(client, context):
+            response = await refresh(client, tokens["refresh_token"])
+        assert response.status_code == 200, response.text
+
+    @pytest.mark.parametrize(
+        ("form", "error"),
+        [
+            ("grant_type=client_credentials", "unsupported_grant_type"),
+            ("username=a%40example.com&password=p", "invalid_request"),
+            ("grant_type=password&grant_type=password", "invalid_request"),
+        ],
+    )
+    async def test_other_token_requests_get_the_apps_answer(
+        self, client: httpx.AsyncClient, context: AppContext, form: str, error: str
+    ) -> None:
+        async with hasher_full(client, context):
+            response = await client.post("/token", content=form, headers=FORM)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == error
+
+    async def test_an_oversized_body_is_still_refused_as_too_large(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        padding = b"x" * (MAX_BODY_BYTES // 2)
+        async with hasher_full(client, context):
+            response = await client.post(
+                "/token",
+                content=chunks(b"grant_type=password&pad=", padding, padding, padding),
+                headers=FORM,
+            )
+        assert response.status_code == 413, response.text
+        assert response.json()["error"] == "request_too_large"
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"email": "not an address", "password": "short"},  # parsed: 422
+            {"email": "new@example.com", "password": PASSWORD},
+        ],
+    )
+    async def test_registration_is_refused_and_creates_nobody(
+        self, client: httpx.AsyncClient, context: AppContext, body: dict[str, Any]
+    ) -> None:
+        async with hasher_full(client, context):
+            before = await user_count(context)
+            response = await client.post("/users", json=body)
+            assert await user_count(context) == before
+        assert_busy(response)
+
+
+class TestWithRoom:
+    @pytest.mark.parametrize("form", INVALID_PASSWORD_GRANTS)
+    async def test_the_app_answers_as_before(self, client: httpx.AsyncClient, form: str) -> None:
+        response = await client.post("/token", content=form, headers=FORM)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_request"
+
+    async def test_registration_and_login_work(self, client: httpx.AsyncClient) -> None:
+        await registered_login(client)
