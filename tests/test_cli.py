@@ -275,12 +275,14 @@ def serving(
     env: Mapping[str, str] | None = None,
     workers: int = 1,
     wrapper: Sequence[str] = (),
+    serve_args: Sequence[str] = (),
 ) -> Iterator[Server]:
     """`authapi serve` as a real process, healthy; stopped with SIGTERM on the way out.
 
     `port`: for settings that must name it before the start (`AUTHAPI_ISSUER`); a free
     one by default. `env`: more environment variables, e.g. `AUTHAPI_*` settings.
-    `wrapper`: a command that runs it, e.g. one that drops privileges."""
+    `wrapper`: a command that runs it, e.g. one that drops privileges. `serve_args`:
+    more options of `serve`."""
     if port is None:
         port = free_port()
     log_path = cwd / "serve.log"
@@ -290,6 +292,7 @@ def serving(
                 *wrapper,
                 *(sys.executable, "-m", "authapi", "serve"),
                 *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+                *serve_args,
             ],
             env={**authapi_env(database_url, data_dir), **(env or {})},
             cwd=cwd,
@@ -365,6 +368,36 @@ class TestServe:
         assert "Application shutdown complete" in server.log()
         if backend == "sqlite":
             assert database_file.is_file()
+
+    def test_past_the_concurrency_limit_uvicorn_answers_503(
+        self, database_url: str, data_dir: Path, tmp_path: Path
+    ) -> None:
+        limit = ("--limit-concurrency", "2")
+        with (
+            serving(database_url, data_dir, tmp_path, serve_args=limit) as server,
+            httpx.Client(base_url=server.base_url, timeout=10.0) as held,
+        ):
+            # Answered once the health check's connection has closed: then the held one
+            # is the only connection open, and it stays open (keep-alive).
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            while held.get("/healthz").status_code != 200:
+                assert time.monotonic() < deadline, server.log()
+            with httpx.Client(base_url=server.base_url, timeout=10.0) as second:
+                refused = second.get("/healthz")
+
+        assert refused.status_code == 503
+        assert refused.text == "Service Unavailable"  # uvicorn's own, not the app's
+
+    @pytest.mark.parametrize("value", ["0", "many"])
+    def test_a_concurrency_limit_below_one_is_a_usage_error(
+        self, tmp_path: Path, value: str
+    ) -> None:
+        result = run_authapi(
+            "serve", "--limit-concurrency", value, env=authapi_env(None, tmp_path), cwd=tmp_path
+        )
+
+        assert result.returncode == 2
+        assert "--limit-concurrency" in result.stderr
 
     def test_refuses_an_unmigrated_postgresql_database(
         self, empty_postgres_url: str, data_dir: Path, tmp_path: Path
@@ -488,6 +521,15 @@ class TestHelp:
         assert "TCP port to listen on (default: 8000)" in help_text
         assert "(default: 1)" in help_text
         assert "AUTHAPI_ISSUER" in help_text
+
+    def test_serve_describes_the_concurrency_limit(self, tmp_path: Path) -> None:
+        result = run_authapi("serve", "--help", env=authapi_env(None, tmp_path), cwd=tmp_path)
+
+        assert result.returncode == 0
+        help_text = " ".join(result.stdout.split())
+        assert "[--limit-concurrency N]" in help_text
+        assert "answer a request with 503 at once" in help_text
+        assert "(uvicorn's limit_concurrency); unset, no limit" in help_text
 
     def test_top_level_points_to_the_configuration_section(self, tmp_path: Path) -> None:
         result = run_authapi("--help", env=authapi_env(None, tmp_path), cwd=tmp_path)

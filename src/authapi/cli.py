@@ -165,6 +165,9 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # Off unless asked for: the right number depends on the deployment, and one too
+        # low refuses healthy traffic.
+        limit_concurrency=args.limit_concurrency,
         # Every worker configures its logging from this (JSON or text, on stderr).
         log_config=logs.config(settings.log_format, settings.log_level),
         # The app writes the access log itself (middleware.RequestContext): with the
@@ -279,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
     serve.add_argument(
         "--workers", type=_positive_int, default=1, help="worker processes (each one event loop)"
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=_positive_int,
+        metavar="N",
+        help=(
+            "in each worker, answer a request with 503 at once, before the app sees it, "
+            "when N connections (its own included) are open or N requests are in "
+            "progress (uvicorn's limit_concurrency); unset, no limit"
+        ),
     )
     serve.set_defaults(func=cmd_serve)
 
