@@ -24,12 +24,14 @@ BUSY = {
 }
 HTTP_REQUESTS = "authapi_http_requests_total"
 
-# Forms the app refuses with 400 once it parses them (missing, too long, repeated).
+# Forms the app refuses with 400 once it parses them (missing, too long, repeated,
+# too many fields).
 INVALID_PASSWORD_GRANTS = [
     "grant_type=password",
     f"grant_type=password&username=a%40example.com&password={'x' * 2000}",
     "grant_type=password&username=a%40example.com&username=b%40example.com&password=p",
     "grant_type=pass%77ord&username=a%40example.com",  # percent-escaped "password"
+    "username=a%40example.com&password=p&" + "x=1&" * 2000 + "grant_type=password",
 ]
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
