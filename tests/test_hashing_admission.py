@@ -46,7 +46,7 @@ def settings_overrides() -> dict[str, object]:
 async def hasher_full(client: httpx.AsyncClient, context: AppContext) -> AsyncIterator[None]:
     """Every hashing place taken by a real login, waiting for the blocked thread."""
     user, _ = await registered_login(client)
-    form = {"grant_type": "password", "username": user["email"], "password": PASSWORD}
+    form = password_form(user["email"])
     waiting: asyncio.Task[httpx.Response] | None = None
     try:
         with hashing_blocked(context):
@@ -61,6 +61,10 @@ async def hasher_full(client: httpx.AsyncClient, context: AppContext) -> AsyncIt
         # Awaited even when the test failed, so that no request outlives the app.
         if waiting is not None:
             assert (await waiting).status_code == 200  # it logs in once the thread is free
+
+
+def password_form(email: str) -> dict[str, str]:
+    return {"grant_type": "password", "username": email, "password": PASSWORD}
 
 
 def assert_busy(response: httpx.Response) -> None:
@@ -86,10 +90,7 @@ class TestWhileFull:
         self, client: httpx.AsyncClient, context: AppContext
     ) -> None:
         async with hasher_full(client, context):
-            response = await client.post(
-                "/token",
-                data={"grant_type": "password", "username": new_email(), "password": PASSWORD},
-            )
+            response = await client.post("/token", data=password_form(new_email()))
         assert_busy(response)
 
     @pytest.mark.parametrize("form", INVALID_PASSWORD_GRANTS)
@@ -173,6 +174,23 @@ class TestWhileFull:
             response = await client.post("/users", json=body)
             assert await user_count(context) == before
         assert_busy(response)
+
+
+class TestRateLimits:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, object]:
+        return {"hash_workers": 1, "hash_queue": 0, "rate_limit_token": "3/minute"}
+
+    async def test_a_refused_login_uses_up_no_attempt(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        # No password was checked: the address keeps its budget for real attempts.
+        async with hasher_full(client, context):  # two of the three logins
+            for _ in range(3):
+                assert_busy(await client.post("/token", data=password_form(new_email())))
+        user, _ = await registered_login(client)  # the third
+        response = await client.post("/token", data=password_form(user["email"]))
+        assert response.status_code == 429, response.text
 
 
 class TestWithRoom:
