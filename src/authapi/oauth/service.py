@@ -24,6 +24,7 @@ from authapi.errors import (
     RefreshTokenReused,
 )
 from authapi.oauth.schemas import TokenResponse
+from authapi.ratelimit.refusals import audit_refusal
 from authapi.ratelimit.service import SESSION_LIMIT
 from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason, SessionPolicy
@@ -213,15 +214,9 @@ async def _limit_session(
     try:
         await context.rate_limiter.check_session(str(session_id))
     except RateLimited:
-        if await context.rate_limiter.first_refusal(SESSION_LIMIT, str(session_id)):
-            await audit.record_now(
-                context.sessionmaker,
-                audit.Event.RATE_LIMITED,
-                at=now,
-                origin=origin,
-                session_id=session_id,
-                detail=SESSION_LIMIT,
-            )
+        await audit_refusal(
+            context, SESSION_LIMIT, str(session_id), now=now, origin=origin, session_id=session_id
+        )
         raise
 
 

@@ -5,12 +5,12 @@ from typing import Any
 
 from fastapi import Depends, Request, Response
 
-from authapi.audit import service as audit
 from authapi.client_address import Origin
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.dependencies import ClientOrigin, Context, Now
 from authapi.errors import RateLimited
+from authapi.ratelimit.refusals import audit_refusal
 
 # The device cookie (ratelimit/devices.py), named like the refresh cookie
 # (oauth/browser.py): `__Host-` binds it to this host, except in development over
@@ -29,14 +29,7 @@ async def enforce_address_limit(
     try:
         await context.rate_limiter.check_address(name, origin.ip)
     except RateLimited:
-        if await context.rate_limiter.first_refusal(name, origin.ip):
-            await audit.record_now(
-                context.sessionmaker,
-                audit.Event.RATE_LIMITED,
-                at=now,
-                origin=origin,
-                detail=name,
-            )
+        await audit_refusal(context, name, origin.ip, now=now, origin=origin)
         raise
 
 

@@ -1,0 +1,27 @@
+"""Refusals by a rate limit, in the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from authapi.audit import service as audit
+from authapi.client_address import Origin
+from authapi.context import AppContext
+
+
+async def audit_refusal(
+    context: AppContext, name: str, key: str, *, now: datetime, origin: Origin, **fields: Any
+) -> None:
+    """Record that the limit `name` refused `key`: at most once a minute per limit and
+    key (a flood of refusals must not become a flood of writes), and in a transaction of
+    its own, since the refused request's rolls back."""
+    if await context.rate_limiter.first_refusal(name, key):
+        await audit.record_now(
+            context.sessionmaker,
+            audit.Event.RATE_LIMITED,
+            at=now,
+            origin=origin,
+            detail=name,
+            **fields,
+        )
