@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import authapi.audit.models
 import authapi.issuer.models
 import authapi.sessions.models
-import authapi.tokens.models
+import authapi.signing.models
 import authapi.users.models  # noqa: F401 - registers the tables on the metadata
 from authapi.config import Settings
 from authapi.db import Base, UTCDateTime

@@ -30,7 +30,7 @@ from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
-from authapi.tokens.models import StoredSigningKey
+from authapi.signing.models import StoredSigningKey
 from authapi.users.models import User
 
 # The server to test against; each test run makes its own database there (named after

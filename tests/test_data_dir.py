@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from authapi.app import create_app
 from authapi.config import Settings
-from authapi.tokens.keys import load_key_file
+from authapi.signing.keys import load_key_file
 from tests.conftest import clear_signing_keys, make_settings
+from tests.signing.test_keys import write_pem
 from tests.test_cli import authapi_env, run_authapi, serving
-from tests.tokens.test_keys import write_pem
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ class TestDevelopmentKey:
         assert not list(settings.data_dir.glob("*.pem"))
         # What the log tells an operator is how keys work now.
         assert "AUTHAPI_KEY_ENCRYPTION_KEY and AUTHAPI_REFRESH_TOKEN_SECRET" in caplog.text
-        assert "authapi keys generate|import|rotate" in caplog.text
+        assert "authapi keys generate|import|rollover" in caplog.text
         assert "before production" not in caplog.text
         async with started(settings) as http:
             assert await published_kids(http) == [kid]

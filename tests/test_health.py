@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from authapi import migrate
 from authapi.app import create_app
 from authapi.context import AppContext
-from authapi.tokens import published
+from authapi.signing import published
 from tests.conftest import POSTGRES_SERVER_URL, POSTGRES_URL, make_settings
 from tests.factories import PASSWORD, bearer, register, registered_login
 from tests.test_cli import serving

@@ -36,8 +36,8 @@ from tests.factories import (
     register,
     registered_login,
 )
+from tests.signing.test_keys import KEK
 from tests.test_cli import serving
-from tests.tokens.test_keys import KEK
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 METRICS_TOKEN = "scrape-secret-0123"  # noqa: S105 - a test's own

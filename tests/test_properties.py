@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from authapi.errors import InvalidScope, InvalidToken
 from authapi.oauth.service import resolve_scope
 from authapi.sessions.refresh_tokens import RefreshTokenClaims, RefreshTokenCodec
+from authapi.signing.keys import KeySet, PrivateKey, SigningKey, algorithm_for, thumbprint
 from authapi.tokens.access import AccessTokens, AccessTokenSubject
-from authapi.tokens.keys import KeySet, PrivateKey, SigningKey, algorithm_for, thumbprint
 from authapi.users.emails import normalize_email
 from tests.factories import bearer, login, register, update_user
 

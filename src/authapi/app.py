@@ -34,11 +34,12 @@ from authapi.revocations.publish import REGISTRY
 from authapi.revocations.registry import RevokedSessions
 from authapi.sessions.refresh_tokens import RefreshTokenCodec, load_refresh_token_key
 from authapi.sessions.router import router as sessions_router
+from authapi.signing.reload import SigningKeyReloader, load_signing_keys
+from authapi.signing.router import router as signing_router
+from authapi.signing.sealing import load_key_encryption_key
 from authapi.tokens.access import AccessTokens
 from authapi.tokens.cache import VerifiedTokens
-from authapi.tokens.reload import SigningKeyReloader, load_signing_keys
-from authapi.tokens.router import router as tokens_router
-from authapi.tokens.sealing import load_key_encryption_key
+from authapi.tokens.router import router as access_tokens_router
 from authapi.users.admin_router import router as admin_users_router
 from authapi.users.passwords import PasswordHasher
 from authapi.users.router import router as users_router
@@ -125,7 +126,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     for router in (
         users_router,
         oauth_router,
-        tokens_router,
+        access_tokens_router,
+        signing_router,
         sessions_router,
         audit_router,
         admin_users_router,

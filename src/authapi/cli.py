@@ -24,9 +24,9 @@ from authapi.issuer import commands as issuer_commands
 from authapi.issuer.addresses import issuer_for_listen_address
 from authapi.listen_address import AddressUnusable, check_address_free
 from authapi.sessions.refresh_tokens import load_refresh_token_key
-from authapi.tokens import commands as key_commands
-from authapi.tokens.keys import KeyConfigError
-from authapi.tokens.service import KeyChangeRefused, KeyChangeTooEarly
+from authapi.signing import commands as key_commands
+from authapi.signing.keys import KeyConfigError
+from authapi.signing.rollover import KeyChangeRefused, KeyChangeTooEarly
 from authapi.users import service as users
 from authapi.users.models import ROLES
 from authapi.users.passwords import PasswordHasher

@@ -13,9 +13,9 @@ from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
 from authapi.sessions.refresh_tokens import RefreshTokenCodec
+from authapi.signing.reload import SigningKeyReloader
 from authapi.tokens.access import AccessTokens
 from authapi.tokens.cache import VerifiedTokens
-from authapi.tokens.reload import SigningKeyReloader
 from authapi.users.passwords import PasswordHasher
 from authapi.users.schemas import UserOut
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from authapi.context import AppContext
-from authapi.tokens.keys import PrivateKey
+from authapi.signing.keys import PrivateKey
 from tests.factories import bearer, registered_login
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authapi.config import Settings
-from authapi.tokens.keys import write_new_file
+from authapi.signing.keys import write_new_file
 
 PREFIX = "rt_"
 VERSION = 1

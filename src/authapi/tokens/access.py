@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 
 from authapi.errors import InvalidToken, ServiceUnavailable
-from authapi.tokens.keys import KeySet
+from authapi.signing.keys import KeySet
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 # Far above any token we issue; bigger input is refused before any parsing.

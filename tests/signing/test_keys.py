@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pydantic import ValidationError
 
 from authapi.config import Settings
-from authapi.tokens.keys import KeyConfigError, PrivateKey, load_keys, thumbprint
+from authapi.signing.keys import KeyConfigError, PrivateKey, load_keys, thumbprint
 from tests.factories import bearer, registered_login
 
 

@@ -8,7 +8,7 @@ every instance within that interval plus one read of the table. Requests never r
 the table. A read that fails keeps the last good key set (and says so, once).
 
 At start an empty table is seeded from AUTHAPI_SIGNING_KEY_FILES, or in development
-with a generated key (service.seed), which is never written anywhere else; an older
+with a generated key (rollover.seed), which is never written anywhere else; an older
 version's plaintext development key file is removed once the table holds it sealed.
 If the database cannot be read at start, the instance begins with those configured
 keys (in development a key of its own: it can log nobody in without the database
@@ -29,10 +29,10 @@ from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.db import READ_ONLY, create_sessionmaker, transaction
 from authapi.errors import DATABASE_UNAVAILABLE
-from authapi.tokens import published, service
+from authapi.signing import published, rollover
+from authapi.signing.keys import KeyConfigError, KeySet, load_keys
+from authapi.signing.models import StoredSigningKey
 from authapi.tokens.access import AccessTokens
-from authapi.tokens.keys import KeyConfigError, KeySet, load_keys
-from authapi.tokens.models import StoredSigningKey
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 async def read_keys(maker: async_sessionmaker[AsyncSession]) -> list[StoredSigningKey]:
     async with maker() as db:
         await db.connection(execution_options=READ_ONLY)
-        return await service.list_keys(db)
+        return await rollover.list_keys(db)
 
 
 async def prepare_keys(settings: Settings, engine: AsyncEngine, kek: bytes, clock: Clock) -> KeySet:
@@ -53,12 +53,12 @@ async def prepare_keys(settings: Settings, engine: AsyncEngine, kek: bytes, cloc
         # its keys are as good, and read below.
         with contextlib.suppress(sa_exc.IntegrityError):
             async with transaction(maker) as db:
-                await service.seed(db, settings, kek, clock.now())
+                await rollover.seed(db, settings, kek, clock.now())
         rows = await read_keys(maker)
     else:
         _warn_about_unused_files(settings, rows)
-    keys = service.key_set(rows, kek)  # the table's keys open: now the file may go
-    service.remove_sealed_development_keys(settings, rows)
+    keys = rollover.key_set(rows, kek)  # the table's keys open: now the file may go
+    rollover.remove_sealed_development_keys(settings, rows)
     return keys
 
 
@@ -132,9 +132,9 @@ class SigningKeyReloader:
     async def reload(self) -> bool:
         """Read the table; swap in its key set if it changed. True if it did."""
         rows = await read_keys(self._maker)
-        if service.fingerprint(rows) == self._access_tokens.keys.fingerprint:
+        if rollover.fingerprint(rows) == self._access_tokens.keys.fingerprint:
             return False
-        keys = service.key_set(rows, self._kek)
+        keys = rollover.key_set(rows, self._kek)
         self._access_tokens.keys = keys
         published.save(self._settings, keys)
         if self._on_change is not None:

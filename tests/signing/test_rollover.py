@@ -1,4 +1,4 @@
-"""Signing-key rotation with no outage: the states, the waits, every instance picking up
+"""Signing-key rollover with no outage: the states, the waits, every instance picking up
 a change by itself, and the keys encrypted at rest.
 
 In-process tests drive time with the app's FakeClock. PyJWT checks `exp` and `iat`
@@ -36,21 +36,21 @@ from authapi.app import create_app
 from authapi.config import Settings, SigningAlgorithm
 from authapi.context import AppContext
 from authapi.db import transaction
-from authapi.tokens import service
-from authapi.tokens.keys import KeyConfigError, PrivateKey, generate_key, load_key_file
-from authapi.tokens.models import KeyState, StoredSigningKey
-from authapi.tokens.reload import read_keys
-from authapi.tokens.sealing import load_key_encryption_key, seal, unseal
-from authapi.tokens.service import MARGIN_SECONDS, KeyChangeRefused, KeyChangeTooEarly, Waits
+from authapi.signing import rollover
+from authapi.signing.keys import KeyConfigError, PrivateKey, generate_key, load_key_file
+from authapi.signing.models import KeyState, StoredSigningKey
+from authapi.signing.reload import read_keys
+from authapi.signing.rollover import MARGIN_SECONDS, KeyChangeRefused, KeyChangeTooEarly, Waits
+from authapi.signing.sealing import load_key_encryption_key, seal, unseal
 from tests.conftest import FakeClock, clear_signing_keys, make_settings
 from tests.factories import bearer, login, refresh, registered_login
+from tests.signing.test_keys import KEK, write_pem, write_public_pem
 from tests.test_cli import authapi_env, run_authapi, serving
-from tests.tokens.test_keys import KEK, write_pem, write_public_pem
 
 JWKS_MAX_AGE = 10
 RELOAD_INTERVAL = 5.0
-PUBLISH_WAIT = JWKS_MAX_AGE + RELOAD_INTERVAL + MARGIN_SECONDS  # generate -> rotate
-EXPIRE_WAIT = 300 + RELOAD_INTERVAL + MARGIN_SECONDS  # rotate -> retire (default TTL)
+PUBLISH_WAIT = JWKS_MAX_AGE + RELOAD_INTERVAL + MARGIN_SECONDS  # generate -> rollover
+EXPIRE_WAIT = 300 + RELOAD_INTERVAL + MARGIN_SECONDS  # rollover -> retire (default TTL)
 OTHER_KEK = bytes(range(32))
 
 
@@ -71,18 +71,18 @@ async def generate(
 ) -> str:
     kek = load_key_encryption_key(context.settings)
     async with transaction(context.sessionmaker) as db:
-        row = await service.add_key(
+        row = await rollover.add_key(
             db, generate_key(algorithm), kek, clock.now(), Waits.from_settings(context.settings)
         )
     return row.kid
 
 
-async def rotate(
+async def roll_over(
     context: AppContext, clock: FakeClock, *, force: bool = False, kek: bytes | None = None
 ) -> str:
     kek = kek or load_key_encryption_key(context.settings)
     async with transaction(context.sessionmaker) as db:
-        promoted, _ = await service.rotate(
+        promoted, _ = await rollover.roll_over(
             db, kek, clock.now(), Waits.from_settings(context.settings), force=force
         )
     return promoted.kid
@@ -90,7 +90,7 @@ async def rotate(
 
 async def retire(context: AppContext, clock: FakeClock, kid: str, *, force: bool = False) -> None:
     async with transaction(context.sessionmaker) as db:
-        await service.remove(
+        await rollover.remove(
             db, kid, clock.now(), Waits.from_settings(context.settings), force=force
         )
 
@@ -154,7 +154,7 @@ class TestKeyStates:
         assert kid_of(tokens) == old  # a next key does not sign
 
         clock.advance(PUBLISH_WAIT)
-        await rotate(a.context, clock)
+        await roll_over(a.context, clock)
         await a.reload()
         assert set(await published(a.http)) == {old, new}  # the retired key stays
         tokens = await refresh_tokens(a.http, tokens)
@@ -166,7 +166,7 @@ class TestKeyStates:
         await a.reload()
         assert set(await published(a.http)) == {new}
 
-    async def test_tokens_signed_before_a_rotation_verify_until_their_key_is_removed(
+    async def test_tokens_signed_before_a_rollover_verify_until_their_key_is_removed(
         self, instances: tuple[Instance, Instance], clock: FakeClock
     ) -> None:
         (a, _) = instances
@@ -178,7 +178,7 @@ class TestKeyStates:
         new = await generate(a.context, clock)
         await a.reload()
         clock.advance(PUBLISH_WAIT)
-        await rotate(a.context, clock)
+        await roll_over(a.context, clock)
         await a.reload()
         after = await login(a.http, user["email"])
         assert kid_of(after) == new
@@ -207,19 +207,19 @@ async def refresh_tokens(http: httpx.AsyncClient, tokens: dict[str, Any]) -> dic
 
 
 class TestRefusals:
-    async def test_rotate_waits_until_resource_servers_can_have_the_next_key(
+    async def test_roll_over_waits_until_resource_servers_can_have_the_next_key(
         self, context: AppContext, clock: FakeClock
     ) -> None:
         await context.signing_keys.stop()
         new = await generate(context, clock)
         clock.advance(PUBLISH_WAIT - 1)
         with pytest.raises(KeyChangeTooEarly, match="resource servers may not have it") as early:
-            await rotate(context, clock)
+            await roll_over(context, clock)
         rows = await read_keys(context.sessionmaker)
         assert [(row.kid, row.state) for row in rows][1] == (new, KeyState.NEXT)  # unchanged
         assert early.value.allowed_at == rows[1].created_at + timedelta(seconds=PUBLISH_WAIT)
         clock.advance(1)
-        assert await rotate(context, clock) == new
+        assert await roll_over(context, clock) == new
 
     async def test_retire_waits_until_every_token_of_the_key_has_expired(
         self, context: AppContext, clock: FakeClock
@@ -227,8 +227,8 @@ class TestRefusals:
         old = context.access_tokens.keys.signing.kid
         await generate(context, clock)
         clock.advance(PUBLISH_WAIT)
-        await rotate(context, clock)
-        # TTL + reload interval + margin after the rotation
+        await roll_over(context, clock)
+        # TTL + reload interval + margin after the rollover
         clock.advance(EXPIRE_WAIT - 1)
         with pytest.raises(KeyChangeTooEarly, match=f"tokens signed with {old} may be valid"):
             await retire(context, clock, old)
@@ -248,15 +248,15 @@ class TestRefusals:
     async def test_force_skips_the_waits(self, context: AppContext, clock: FakeClock) -> None:
         old = context.access_tokens.keys.signing.kid
         new = await generate(context, clock)
-        assert await rotate(context, clock, force=True) == new
+        assert await roll_over(context, clock, force=True) == new
         await retire(context, clock, old, force=True)
         assert [row.kid for row in await read_keys(context.sessionmaker)] == [new]
 
-    async def test_one_next_key_at_a_time_and_rotate_needs_one(
+    async def test_one_next_key_at_a_time_and_roll_over_needs_one(
         self, context: AppContext, clock: FakeClock
     ) -> None:
         with pytest.raises(KeyChangeRefused, match="no next key"):
-            await rotate(context, clock, force=True)
+            await roll_over(context, clock, force=True)
         pending = await generate(context, clock)
         with pytest.raises(KeyChangeRefused, match=f"there is a next key already, {pending}"):
             await generate(context, clock)
@@ -328,7 +328,7 @@ class Observer:
         return kids
 
 
-class TestEveryInstanceDuringARotation:
+class TestEveryInstanceDuringARollover:
     async def test_the_jwks_holds_the_key_of_every_unexpired_token_at_every_moment(
         self, instances: tuple[Instance, Instance], clock: FakeClock, settings: Settings
     ) -> None:
@@ -346,15 +346,15 @@ class TestEveryInstanceDuringARotation:
         await watch.step("generated, both reloaded")
         for _ in range(3):  # the documented wait, sampled as it passes
             clock.advance(PUBLISH_WAIT / 3)
-            assert await watch.step("waiting to rotate") == [old, old]
+            assert await watch.step("waiting to roll over") == [old, old]
 
-        await rotate(a.context, clock)
-        assert await watch.step("rotated, no instance reloaded") == [old, old]
+        await roll_over(a.context, clock)
+        assert await watch.step("rolled over, no instance reloaded") == [old, old]
         await a.reload()
         # The moment that matters: A signs with the new key, B still with the old one.
-        assert await watch.step("rotated, A reloaded") == [new, old]
+        assert await watch.step("rolled over, A reloaded") == [new, old]
         await b.reload()
-        assert await watch.step("rotated, both reloaded") == [new, new]
+        assert await watch.step("rolled over, both reloaded") == [new, new]
         for _ in range(3):
             clock.advance(EXPIRE_WAIT / 3)
             await watch.step("waiting to retire")
@@ -372,7 +372,7 @@ class TestEveryInstanceDuringARotation:
         for instance in instances:
             assert set(await published(instance.http)) == {new}
 
-    async def test_rotating_before_every_instance_publishes_the_key_is_caught(
+    async def test_rolling_over_before_every_instance_publishes_the_key_is_caught(
         self, instances: tuple[Instance, Instance], clock: FakeClock, settings: Settings
     ) -> None:
         """What the waits prevent, and proof that the observer above can fail."""
@@ -381,7 +381,7 @@ class TestEveryInstanceDuringARotation:
         await watch.start_sessions()
         new = await generate(a.context, clock)
         await a.reload()
-        await rotate(a.context, clock, force=True)  # B has not even published it
+        await roll_over(a.context, clock, force=True)  # B has not even published it
         await a.reload()
         await watch.step("forced")
         assert watch.missing == [f"forced, then issued: instance 1 lacks {new}"]
@@ -401,7 +401,7 @@ class TestEveryInstanceDuringARotation:
             assert await seconds_until(lambda: new in context.access_tokens.keys.by_kid) <= (
                 interval + MARGIN_SECONDS
             )
-            await rotate(changer, clock, force=True)
+            await roll_over(changer, clock, force=True)
             assert await seconds_until(lambda: context.access_tokens.keys.signing.kid == new) <= (
                 interval + MARGIN_SECONDS
             )
@@ -425,7 +425,7 @@ class TestEveryInstanceDuringARotation:
         caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        caplog.set_level(logging.INFO, logger="authapi.tokens.reload")
+        caplog.set_level(logging.INFO, logger="authapi.signing.reload")
         settings = make_settings(database_url, data_dir, key_reload_interval=0.05)
         changer: AppContext = app.state.context
         await changer.signing_keys.stop()  # only the instance under test reloads
@@ -441,21 +441,21 @@ class TestEveryInstanceDuringARotation:
             old = context.access_tokens.keys.signing.kid
             # A key this instance cannot decrypt becomes current (another KEK).
             async with transaction(changer.sessionmaker) as db:
-                await service.add_key(
+                await rollover.add_key(
                     db,
                     generate_key("EdDSA"),
                     OTHER_KEK,
                     clock.now(),
                     Waits(timedelta(), timedelta()),
                 )
-            await rotate(changer, clock, force=True, kek=OTHER_KEK)
+            await roll_over(changer, clock, force=True, kek=OTHER_KEK)
 
             seen = len(reloads)
             await seconds_until(lambda: len(reloads) >= seen + 5)
             warnings = [
                 record
                 for record in caplog.records
-                if record.name == "authapi.tokens.reload" and record.levelno == logging.WARNING
+                if record.name == "authapi.signing.reload" and record.levelno == logging.WARNING
             ]
             assert len(warnings) == 1, warnings
             assert "keeping the last good key set" in warnings[0].getMessage()
@@ -465,7 +465,7 @@ class TestEveryInstanceDuringARotation:
             assert (await http.get("/whoami", headers=bearer(tokens))).status_code == 200
 
             repaired = await generate(changer, clock)
-            await rotate(changer, clock, force=True)
+            await roll_over(changer, clock, force=True)
             await seconds_until(lambda: context.access_tokens.keys.signing.kid == repaired)
             assert any("reload works again" in r.getMessage() for r in caplog.records)
 
@@ -500,7 +500,7 @@ class TestKeysAtRest:
     ) -> None:
         await context.signing_keys.stop()
         kid = await generate(context, clock, "ES256")
-        await rotate(context, clock, force=True)
+        await roll_over(context, clock, force=True)
         await context.signing_keys.reload()
         private = context.access_tokens.keys.signing.private_key
         assert context.access_tokens.keys.signing.kid == kid
@@ -764,7 +764,7 @@ def wait_for(condition: Callable[[], bool], traffic: Traffic, what: str) -> floa
     return time.monotonic() - started
 
 
-class TestResourceServersDuringARotation:
+class TestResourceServersDuringARollover:
     def test_pyjwkclient_never_meets_an_unknown_kid(
         self, backend: str, database_urls: dict[str, str], data_dir: Path, tmp_path: Path
     ) -> None:
@@ -791,13 +791,13 @@ class TestResourceServersDuringARotation:
             traffic = Traffic([server.base_url for server in servers], "http://localhost:8000")
             traffic.start()
             stack.callback(traffic.stop)
-            wait_for(lambda: traffic.samples >= 3, traffic, "traffic before the rotation")
+            wait_for(lambda: traffic.samples >= 3, traffic, "traffic before the rollover")
             old = traffic.latest[0]
 
             # The documented procedure.
             run_authapi("keys", "generate", env=cli_env, cwd=tmp_path)
             new = next(key["kid"] for key in list_keys(cli_env, tmp_path) if key["state"] == "next")
-            until_allowed("rotate", env=cli_env, cwd=tmp_path, refusals=refusals)
+            until_allowed("rollover", env=cli_env, cwd=tmp_path, refusals=refusals)
             picked_up = wait_for(
                 lambda: traffic.latest == [new, new], traffic, "both instances signing with it"
             )
@@ -813,7 +813,7 @@ class TestResourceServersDuringARotation:
         assert traffic.problems == []
         assert {(0, old), (1, old), (0, new), (1, new)} <= traffic.issued_kids
         assert [key["kid"] for key in list_keys(cli_env, tmp_path)] == [new]
-        # Both instances signed with the new key within the stated bound of the rotation
+        # Both instances signed with the new key within the stated bound of the rollover
         # (plus how often the traffic looks).
         assert picked_up <= REAL_RELOAD_INTERVAL + MARGIN_SECONDS + 1
 

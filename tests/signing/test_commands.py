@@ -1,5 +1,5 @@
 """`authapi keys …` run as real processes, the way an operator runs them, on both
-databases. The waits themselves are tested on the app's clock in test_rotation.py;
+databases. The waits themselves are tested on the app's clock in test_rollover.py;
 here: exit statuses, messages, and what the table then holds."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from authapi.tokens.keys import load_key_file
+from authapi.signing.keys import load_key_file
 from tests.conftest import clear_signing_keys
+from tests.signing.test_keys import KEK, write_pem, write_public_pem
 from tests.test_cli import authapi_env, free_port, run_authapi
-from tests.tokens.test_keys import KEK, write_pem, write_public_pem
 
 NOT_YET = 3  # the exit status of a step that is allowed later
 
@@ -49,7 +49,7 @@ def states(env: dict[str, str], cwd: Path) -> list[tuple[str, str]]:
 
 
 class TestKeyCommands:
-    def test_generate_rotate_retire_and_their_refusals(
+    def test_generate_roll_over_retire_and_their_refusals(
         self, env: dict[str, str], tmp_path: Path
     ) -> None:
         # An empty table: the first key signs at once (nothing was signed before it).
@@ -62,7 +62,7 @@ class TestKeyCommands:
         second = keys("generate", "--algorithm", "ES256", env=env, cwd=tmp_path)
         assert second.returncode == 0, second.stderr
         assert "as the next key: published, not signing" in second.stdout
-        assert "`authapi keys rotate` from 20" in second.stdout
+        assert "`authapi keys rollover` from 20" in second.stdout
         [_, (new, state)] = states(env, tmp_path)
         assert state == "next"
 
@@ -70,7 +70,7 @@ class TestKeyCommands:
         assert again.returncode == 1
         assert f"there is a next key already, {new}" in again.stderr
 
-        early = keys("rotate", env=env, cwd=tmp_path)
+        early = keys("rollover", env=env, cwd=tmp_path)
         assert early.returncode == NOT_YET
         assert f"the next key {new} was published at" in early.stderr
         assert "resource servers may not have it before" in early.stderr
@@ -81,7 +81,7 @@ class TestKeyCommands:
             assert current.returncode == 1
             assert f"{old} is the current signing key" in current.stderr
 
-        forced = keys("rotate", "--force", env=env, cwd=tmp_path)
+        forced = keys("rollover", "--force", env=env, cwd=tmp_path)
         assert forced.returncode == 0, forced.stderr
         assert f"{new} is the current key" in forced.stdout
         assert f"{old} is retired (still published)" in forced.stdout
@@ -99,6 +99,23 @@ class TestKeyCommands:
         unknown = keys("retire", old, env=env, cwd=tmp_path)
         assert unknown.returncode == 1
         assert f"there is no signing key {old}" in unknown.stderr
+
+    def test_rotate_is_still_accepted_for_rollover(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        # Runbooks written before the rename say `authapi keys rotate`.
+        assert keys("generate", env=env, cwd=tmp_path).returncode == 0
+        assert keys("generate", env=env, cwd=tmp_path).returncode == 0
+        [(old, _), (new, _)] = states(env, tmp_path)
+
+        early = keys("rotate", env=env, cwd=tmp_path)
+        assert early.returncode == NOT_YET
+        assert f"the next key {new} was published at" in early.stderr
+
+        forced = keys("rotate", "--force", env=env, cwd=tmp_path)
+        assert forced.returncode == 0, forced.stderr
+        assert f"{new} is the current key" in forced.stdout
+        assert states(env, tmp_path) == [(new, "current"), (old, "retired")]
 
     def test_list_shows_states_dates_and_no_private_material(
         self, env: dict[str, str], tmp_path: Path
@@ -138,7 +155,7 @@ class TestKeyCommands:
         kid = load_key_file(pem).kid  # the RFC 7638 thumbprint
 
         current = keys("import", str(pem), "--current", env=env, cwd=tmp_path)
-        assert current.returncode == NOT_YET  # a rotation like any other: it waits
+        assert current.returncode == NOT_YET  # a rollover like any other: it waits
         assert "resource servers may not have it" in current.stderr
         assert [state for _, state in states(env, tmp_path)] == ["current"]  # rolled back
 
@@ -171,16 +188,16 @@ class TestKeyCommands:
 
 
 class TestKeyEncryptionKey:
-    def test_a_wrong_kek_is_refused_by_rotate_and_stops_serve(
+    def test_a_wrong_kek_is_refused_by_rollover_and_stops_serve(
         self, env: dict[str, str], tmp_path: Path
     ) -> None:
         assert keys("generate", env=env, cwd=tmp_path).returncode == 0
         assert keys("generate", env=env, cwd=tmp_path).returncode == 0
         wrong = {**env, "AUTHAPI_KEY_ENCRYPTION_KEY": KEK}
 
-        rotate = keys("rotate", "--force", env=wrong, cwd=tmp_path)
-        assert rotate.returncode == 1
-        assert "AUTHAPI_KEY_ENCRYPTION_KEY is not the key it was encrypted under" in rotate.stderr
+        rolled = keys("rollover", "--force", env=wrong, cwd=tmp_path)
+        assert rolled.returncode == 1
+        assert "AUTHAPI_KEY_ENCRYPTION_KEY is not the key it was encrypted under" in rolled.stderr
         assert [state for _, state in states(env, tmp_path)] == ["current", "next"]
 
         serve = run_authapi("serve", "--port", str(free_port()), env=wrong, cwd=tmp_path)

@@ -1,5 +1,5 @@
-"""Signing-key rotation: the rules behind `authapi keys`, and the key set built from the
-table.
+"""Signing-key rollover: the rules behind `authapi keys`, and the key set built from the
+table. A signing key is "rolled over": "rotate" means refresh tokens (sessions/rotation.py).
 
 A key is *next* (published, not signing), *current* (signing; exactly one) or *retired*
 (published until every token it signed has expired), and is then removed. The waits
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from authapi.config import Settings
-from authapi.tokens.keys import (
+from authapi.signing.keys import (
     KeyConfigError,
     KeySet,
     SigningKey,
@@ -30,8 +30,8 @@ from authapi.tokens.keys import (
     public_pem,
     thumbprint,
 )
-from authapi.tokens.models import KeyState, StoredSigningKey
-from authapi.tokens.sealing import seal, unseal
+from authapi.signing.models import KeyState, StoredSigningKey
+from authapi.signing.sealing import seal, unseal
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Waits:
             expire=timedelta(seconds=settings.access_token_ttl + pickup),
         )
 
-    def rotate_allowed_at(self, next_key: StoredSigningKey) -> datetime:
+    def roll_over_allowed_at(self, next_key: StoredSigningKey) -> datetime:
         return next_key.created_at + self.publish
 
     def remove_allowed_at(self, retired: StoredSigningKey) -> datetime:
@@ -150,7 +150,7 @@ async def seed(db: AsyncSession, settings: Settings, kek: bytes, now: datetime) 
             "database as the current key (its private part encrypted under the "
             "key-encryption key). Production needs AUTHAPI_KEY_ENCRYPTION_KEY and "
             "AUTHAPI_REFRESH_TOKEN_SECRET, and its keys are managed with `authapi keys "
-            "generate|import|rotate` (README: Signing keys)",
+            "generate|import|rollover` (README: Signing keys)",
             configured.signing.algorithm,
             configured.signing.kid,
         )
@@ -184,7 +184,7 @@ async def add_key(
     force: bool = False,
 ) -> StoredSigningKey:
     """Store a new key as the next key; as the current one on a table without one (a new
-    deployment: nothing was signed yet), or with `current` (a rotation, so `force`)."""
+    deployment: nothing was signed yet), or with `current` (a rollover, so `force`)."""
     if key.private_key is None:
         raise KeyChangeRefused("a signing key needs its private part; this is a public key")
     if len(key.kid) > 255:
@@ -195,19 +195,19 @@ async def add_key(
     pending = _one(rows, KeyState.NEXT)
     if pending is not None:
         raise KeyChangeRefused(
-            f"there is a next key already, {pending.kid}: rotate to it (`authapi keys "
-            f"rotate`) or remove it (`authapi keys retire {pending.kid}`) first"
+            f"there is a next key already, {pending.kid}: roll over to it (`authapi keys "
+            f"rollover`) or remove it (`authapi keys retire {pending.kid}`) first"
         )
     first = _one(rows, KeyState.CURRENT) is None
     row = _stored(key, kek, KeyState.CURRENT if first else KeyState.NEXT, now)
     db.add(row)
     await db.flush()
     if current and not first:
-        await rotate(db, kek, now, waits, force=force)
+        await roll_over(db, kek, now, waits, force=force)
     return row
 
 
-async def rotate(
+async def roll_over(
     db: AsyncSession, kek: bytes, now: datetime, waits: Waits, *, force: bool = False
 ) -> tuple[StoredSigningKey, StoredSigningKey | None]:
     """Make the next key current and the current one retired: (new current, retired)."""
@@ -222,7 +222,7 @@ async def rotate(
     except KeyConfigError as exc:
         raise KeyChangeRefused(str(exc)) from None
     previous = _one(rows, KeyState.CURRENT)
-    allowed_at = waits.rotate_allowed_at(promoted)
+    allowed_at = waits.roll_over_allowed_at(promoted)
     if previous is not None and not force and now < allowed_at:
         raise KeyChangeTooEarly(
             f"the next key {promoted.kid} was published at {_instant(promoted.created_at)}; "
@@ -247,7 +247,7 @@ async def remove(
         raise KeyChangeRefused(f"there is no signing key {kid} (`authapi keys list`)")
     if row.state == KeyState.CURRENT:
         raise KeyChangeRefused(
-            f"{kid} is the current signing key: generate a next key and rotate to it first"
+            f"{kid} is the current signing key: generate a next key and roll over to it first"
         )
     if row.state == KeyState.RETIRED and not force:
         allowed_at = waits.remove_allowed_at(row)

@@ -1,4 +1,4 @@
-"""`authapi keys …`: generate, import, list, rotate and retire signing keys.
+"""`authapi keys …`: generate, import, list, roll over and retire signing keys.
 
 The commands change the table; every instance picks the change up by itself within
 AUTHAPI_KEY_RELOAD_INTERVAL (reload.py). Run them with the service's settings: the
@@ -18,12 +18,12 @@ from typing import Any, get_args
 from authapi.clock import Clock
 from authapi.config import Settings, SigningAlgorithm
 from authapi.db import create_engine, create_sessionmaker, transaction
-from authapi.tokens import service
-from authapi.tokens.keys import generate_key, load_key_file
-from authapi.tokens.models import KeyState, StoredSigningKey
-from authapi.tokens.reload import prepare_keys, read_keys
-from authapi.tokens.sealing import load_key_encryption_key
-from authapi.tokens.service import Waits
+from authapi.signing import rollover
+from authapi.signing.keys import generate_key, load_key_file
+from authapi.signing.models import KeyState, StoredSigningKey
+from authapi.signing.reload import prepare_keys, read_keys
+from authapi.signing.rollover import Waits
+from authapi.signing.sealing import load_key_encryption_key
 
 
 async def prepare(settings: Settings) -> None:
@@ -42,7 +42,7 @@ def add_parser(
 ) -> None:
     keys = commands.add_parser(
         "keys",
-        help="manage the signing keys (README: Rotate signing keys)",
+        help="manage the signing keys: generate, import, list, rollover, retire",
         description="Manage the signing keys. Exit status: 0 done, 1 refused or failed, "
         "3 not yet (the message says from when it is allowed).",
     )
@@ -58,17 +58,21 @@ def add_parser(
     import_ = actions.add_parser("import", help="add a PEM or JWK private key as the next key")
     import_.add_argument("file", type=Path)
     import_.add_argument(
-        "--current", action="store_true", help="make it the current key at once (a rotation)"
+        "--current", action="store_true", help="make it the current key at once (a rollover)"
     )
     import_.add_argument("--force", action="store_true", help="with --current: skip the wait")
 
     listing = actions.add_parser("list", help="the keys, their states and dates")
     listing.add_argument("--json", action="store_true", help="as JSON")
 
-    rotate = actions.add_parser(
-        "rotate", help="the next key becomes current, the current one retired"
+    # `rotate` was its name before "rotate" came to mean refresh tokens only; runbooks
+    # and scripts that still say it keep working.
+    rollover = actions.add_parser(
+        "rollover",
+        aliases=["rotate"],
+        help="the next key becomes current, the current one retired",
     )
-    rotate.add_argument(
+    rollover.add_argument(
         "--force",
         action="store_true",
         help="even if resource servers may not have the next key yet",
@@ -85,7 +89,7 @@ def add_parser(
 
 
 async def run(args: argparse.Namespace, settings: Settings, now: datetime) -> str:
-    """Do what `args` ask; the text to print. Raises service.KeyChangeRefused (or its
+    """Do what `args` ask; the text to print. Raises rollover.KeyChangeRefused (or its
     KeyChangeTooEarly) and keys.KeyConfigError with a message for the operator."""
     engine = create_engine(settings)
     maker = create_sessionmaker(engine)
@@ -95,7 +99,7 @@ async def run(args: argparse.Namespace, settings: Settings, now: datetime) -> st
             return _listing(await read_keys(maker), waits, as_json=args.json)
         if args.keys_command == "retire":
             async with transaction(maker) as db:
-                removed = await service.remove(db, args.kid, now, waits, force=args.force)
+                removed = await rollover.remove(db, args.kid, now, waits, force=args.force)
             return (
                 f"removed {removed.state} key {removed.kid}: instances stop publishing it "
                 f"within {settings.key_reload_interval:g} s"
@@ -104,16 +108,16 @@ async def run(args: argparse.Namespace, settings: Settings, now: datetime) -> st
         async with transaction(maker) as db:
             if args.keys_command == "generate":
                 key = generate_key(args.algorithm or settings.signing_algorithm)
-                row = await service.add_key(db, key, kek, now, waits)
+                row = await rollover.add_key(db, key, kek, now, waits)
                 return _added(row, waits)
             if args.keys_command == "import":
                 key = load_key_file(args.file)
-                row = await service.add_key(
+                row = await rollover.add_key(
                     db, key, kek, now, waits, current=args.current, force=args.force
                 )
                 return _added(row, waits)
-            promoted, retired = await service.rotate(db, kek, now, waits, force=args.force)
-            return _rotated(promoted, retired, waits)
+            promoted, retired = await rollover.roll_over(db, kek, now, waits, force=args.force)
+            return _rolled_over(promoted, retired, waits)
     finally:
         await engine.dispose()
 
@@ -123,11 +127,11 @@ def _added(row: StoredSigningKey, waits: Waits) -> str:
         return f"added {row.algorithm} key {row.kid} as the current key: it signs"
     return (
         f"added {row.algorithm} key {row.kid} as the next key: published, not signing.\n"
-        f"`authapi keys rotate` from {_instant(waits.rotate_allowed_at(row))} on"
+        f"`authapi keys rollover` from {_instant(waits.roll_over_allowed_at(row))} on"
     )
 
 
-def _rotated(promoted: StoredSigningKey, retired: StoredSigningKey | None, waits: Waits) -> str:
+def _rolled_over(promoted: StoredSigningKey, retired: StoredSigningKey | None, waits: Waits) -> str:
     lines = [
         f"{promoted.kid} is the current key: instances sign with it within the reload interval"
     ]
@@ -148,9 +152,9 @@ def _json_instant(value: datetime | None) -> str | None:
 
 
 def _allowed_at(row: StoredSigningKey, waits: Waits) -> datetime | None:
-    """When the key's next step (rotate to it, remove it) is allowed."""
+    """When the key's next step (roll over to it, remove it) is allowed."""
     if row.state == KeyState.NEXT:
-        return waits.rotate_allowed_at(row)
+        return waits.roll_over_allowed_at(row)
     if row.state == KeyState.RETIRED:
         return waits.remove_allowed_at(row)
     return None

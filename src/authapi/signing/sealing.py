@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from authapi.config import Settings
-from authapi.tokens.keys import KeyConfigError, PrivateKey, write_new_file
+from authapi.signing.keys import KeyConfigError, PrivateKey, write_new_file
 
 KEK_SIZE = 32
 _VERSION = 1

@@ -18,7 +18,7 @@ from pathlib import Path
 from jwt import PyJWK
 
 from authapi.config import Settings
-from authapi.tokens.keys import KeySet, PublicKey, SigningKey, algorithm_for
+from authapi.signing.keys import KeySet, PublicKey, SigningKey, algorithm_for
 
 logger = logging.getLogger(__name__)
 
