@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from authapi.access_tokens.service import AccessTokens, AccessTokenSubject
 from authapi.errors import InvalidScope, InvalidToken
 from authapi.oauth.service import resolve_scope
 from authapi.sessions.refresh_tokens import RefreshTokenClaims, RefreshTokenCodec
 from authapi.signing.keys import KeySet, PrivateKey, SigningKey, algorithm_for, thumbprint
-from authapi.tokens.access import AccessTokens, AccessTokenSubject
 from authapi.users.emails import normalize_email
 from tests.factories import bearer, login, register, update_user
 

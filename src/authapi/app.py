@@ -9,6 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from authapi import health, logs, metrics
+from authapi.access_tokens.cache import VerifiedTokens
+from authapi.access_tokens.router import router as access_tokens_router
+from authapi.access_tokens.service import AccessTokens
 from authapi.audit.router import router as audit_router
 from authapi.clock import Clock
 from authapi.config import Settings
@@ -37,9 +40,6 @@ from authapi.sessions.router import router as sessions_router
 from authapi.signing.reload import SigningKeyReloader, load_signing_keys
 from authapi.signing.router import router as signing_router
 from authapi.signing.sealing import load_key_encryption_key
-from authapi.tokens.access import AccessTokens
-from authapi.tokens.cache import VerifiedTokens
-from authapi.tokens.router import router as access_tokens_router
 from authapi.users.admin_router import router as admin_users_router
 from authapi.users.passwords import PasswordHasher
 from authapi.users.router import router as users_router

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     session_idle_timeout: int = Field(default=14 * DAY, ge=60)
     session_max_lifetime: int = Field(default=30 * DAY, ge=60)
 
-    # PEM or JWK files that seed an empty signing-key table (tokens/reload.py): the first
+    # PEM or JWK files that seed an empty signing-key table (signing/reload.py): the first
     # one becomes the current key, the others are published as retired keys.
     signing_key_files: Annotated[list[Path], NoDecode] = []
     # Algorithm of the key generated in the data directory when no files are configured.

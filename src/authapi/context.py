@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from authapi.access_tokens.cache import VerifiedTokens
+from authapi.access_tokens.service import AccessTokens
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.expiring import ExpiringCache
@@ -14,8 +16,6 @@ from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
 from authapi.sessions.refresh_tokens import RefreshTokenCodec
 from authapi.signing.reload import SigningKeyReloader
-from authapi.tokens.access import AccessTokens
-from authapi.tokens.cache import VerifiedTokens
 from authapi.users.passwords import PasswordHasher
 from authapi.users.schemas import UserOut
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Form, Request, Response, status
 
+from authapi.access_tokens.dependencies import bearer
 from authapi.config import Settings
 from authapi.dependencies import ClientOrigin, Context, DbSession, Now
 from authapi.errors import (
@@ -38,7 +39,6 @@ from authapi.ratelimit.dependencies import (
     read_device_cookie,
     set_device_cookie,
 )
-from authapi.tokens.dependencies import bearer
 
 router = APIRouter(tags=["tokens"])
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authapi.access_tokens.service import AccessTokenSubject
 from authapi.audit import service as audit
 from authapi.client_address import Origin
 from authapi.context import AppContext
@@ -28,7 +29,6 @@ from authapi.ratelimit.refusals import audit_refusal
 from authapi.ratelimit.service import SESSION_LIMIT
 from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason, SessionPolicy
-from authapi.tokens.access import AccessTokenSubject
 from authapi.users import service as users
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )

@@ -4,13 +4,13 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
+from authapi.access_tokens.dependencies import CurrentClaims
 from authapi.audit import service as audit
 from authapi.dependencies import ClientOrigin, DbSession, Now
 from authapi.errors import AuthenticationRequired, InvalidToken, NotFound, responses
 from authapi.sessions import service
 from authapi.sessions.schemas import SessionOut
 from authapi.sessions.service import RevokeReason
-from authapi.tokens.dependencies import CurrentClaims
 
 router = APIRouter(tags=["sessions"])
 

@@ -3,7 +3,7 @@
 Each key is pinned to exactly one algorithm, derived from the key's type (Ed25519 ->
 EdDSA, P-256 -> ES256, RSA >= 2048 bits -> RS256); verification accepts a token only
 with its key's algorithm. Its `kid` is the RFC 7638 thumbprint unless a JWK file names one.
-The keys in use live in the database (service.py); files and the development key only
+The keys in use live in the database (rollover.py); files and the development key only
 seed an empty table.
 """
 
@@ -197,7 +197,7 @@ def write_new_file(path: Path, content: bytes) -> None:
 
 def development_key_files(settings: Settings) -> list[Path]:
     """Plaintext PEM files that versions before the key table generated into the data
-    directory: they seed an empty table once, and are then removed (service.py)."""
+    directory: they seed an empty table once, and are then removed (rollover.py)."""
     return sorted(settings.data_dir.glob("signing-key-*.pem"))
 
 

@@ -16,7 +16,7 @@ class KeyState(enum.StrEnum):
 
 
 class StoredSigningKey(Base):
-    """A signing key; its private part only encrypted (tokens/sealing.py)."""
+    """A signing key; its private part only encrypted (signing/sealing.py)."""
 
     __tablename__ = "signing_keys"
     __table_args__ = (

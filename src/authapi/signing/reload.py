@@ -25,6 +25,7 @@ from collections.abc import Callable
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from authapi.access_tokens.service import AccessTokens
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.db import READ_ONLY, create_sessionmaker, transaction
@@ -32,7 +33,6 @@ from authapi.errors import DATABASE_UNAVAILABLE
 from authapi.signing import published, rollover
 from authapi.signing.keys import KeyConfigError, KeySet, load_keys
 from authapi.signing.models import StoredSigningKey
-from authapi.tokens.access import AccessTokens
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 
+from authapi.access_tokens.dependencies import CurrentClaims
 from authapi.dependencies import DbSession
 from authapi.errors import Forbidden, InvalidToken
-from authapi.tokens.dependencies import CurrentClaims
 from authapi.users import service
 from authapi.users.models import User
 

@@ -5,6 +5,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
+from authapi.access_tokens.dependencies import CurrentClaims
 from authapi.audit import service as audit
 from authapi.db import transaction
 from authapi.dependencies import ClientOrigin, Context, DbSession, Now
@@ -21,7 +22,6 @@ from authapi.errors import (
 from authapi.ratelimit.dependencies import limit_by_address, read_device_cookie
 from authapi.sessions import service as sessions
 from authapi.sessions.service import RevokeReason
-from authapi.tokens.dependencies import CurrentClaims
 from authapi.users import service
 from authapi.users.dependencies import CurrentUser, current_user
 from authapi.users.schemas import PasswordChange, UserCreate, UserOut

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from authapi.access_tokens.cache import VerifiedTokens
 from authapi.errors import InvalidToken
-from authapi.tokens.cache import VerifiedTokens
 
 
 class CountingVerifier:

@@ -69,7 +69,7 @@ class AccessTokens:
         }
         key = self.keys.signing
         if key.private_key is None:
-            # Started while the database was down (tokens/published.py): until the keys
+            # Started while the database was down (signing/published.py): until the keys
             # are read, this instance only verifies.
             raise ServiceUnavailable("The signing keys are not loaded yet; try again shortly.")
         return jwt.encode(

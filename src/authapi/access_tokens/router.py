@@ -4,9 +4,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from authapi.access_tokens.dependencies import CurrentClaims
+from authapi.access_tokens.schemas import AccessClaims
 from authapi.errors import AuthenticationRequired, InvalidToken, responses
-from authapi.tokens.dependencies import CurrentClaims
-from authapi.tokens.schemas import AccessClaims
 
 router = APIRouter(tags=["access tokens"])
 
