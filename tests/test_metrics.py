@@ -25,7 +25,7 @@ from authapi.context import AppContext
 from authapi.db import transaction
 from authapi.errors import RefreshTokenReused
 from authapi.sessions import service as sessions
-from authapi.sessions.service import RevokeReason
+from authapi.sessions.models import RevokeReason
 from tests.conftest import FakeClock, make_settings
 from tests.factories import (
     PASSWORD,

@@ -38,7 +38,7 @@ from asgi_lifespan import LifespanManager
 from authapi import migrate
 from authapi.app import create_app
 from authapi.context import AppContext
-from authapi.sessions.refresh_tokens import RefreshTokenCodec
+from authapi.sessions.rotation import RefreshTokenCodec
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, bearer, login, register
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from authapi.config import Settings
-from authapi.sessions.refresh_tokens import RefreshTokenCodec, load_refresh_token_key
+from authapi.sessions.rotation import RefreshTokenCodec, load_refresh_token_key
 from authbench.config import REFRESH_SECRET
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway benchmark user

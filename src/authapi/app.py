@@ -35,7 +35,7 @@ from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.publish import REGISTRY
 from authapi.revocations.registry import RevokedSessions
-from authapi.sessions.refresh_tokens import RefreshTokenCodec, load_refresh_token_key
+from authapi.sessions.rotation import RefreshTokenCodec, load_refresh_token_key
 from authapi.sessions.router import router as sessions_router
 from authapi.signing.reload import SigningKeyReloader, load_signing_keys
 from authapi.signing.router import router as signing_router

@@ -23,7 +23,7 @@ from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
 from authapi.issuer import commands as issuer_commands
 from authapi.issuer.addresses import issuer_for_listen_address
 from authapi.listen_address import AddressUnusable, check_address_free
-from authapi.sessions.refresh_tokens import load_refresh_token_key
+from authapi.sessions.rotation import load_refresh_token_key
 from authapi.signing import commands as key_commands
 from authapi.signing.keys import KeyConfigError
 from authapi.signing.rollover import KeyChangeRefused, KeyChangeTooEarly

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     # on PostgreSQL while its LISTEN connection is down.
     revocation_poll_interval: float = Field(default=0.5, gt=0, le=60)
     jwks_max_age: int = Field(default=300, ge=0)
-    # HMAC key that refresh tokens are derived from (see sessions/refresh_tokens.py).
+    # HMAC key that refresh tokens are derived from (see sessions/rotation.py).
     refresh_token_secret: SecretStr | None = None
 
     # argon2id cost, OWASP password storage cheat sheet: m=19 MiB, t=2, p=1.

@@ -14,7 +14,7 @@ from authapi.expiring import ExpiringCache
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
-from authapi.sessions.refresh_tokens import RefreshTokenCodec
+from authapi.sessions.rotation import RefreshTokenCodec
 from authapi.signing.reload import SigningKeyReloader
 from authapi.users.passwords import PasswordHasher
 from authapi.users.schemas import UserOut

@@ -245,11 +245,10 @@ def _declare_series() -> None:
     kind, or the first refusal by a limit, is an increase that `rate()` sees.
     (Imported here: those modules count through this one.)"""
     from authapi.ratelimit.service import ADDRESS_LIMITS, OTHER_LIMITS
-    from authapi.sessions.service import RevokeReason
+    from authapi.sessions.models import RevokeReason
 
-    for name, reason in vars(RevokeReason).items():
-        if name.isupper():
-            REVOCATIONS.labels(reason=reason)
+    for reason in RevokeReason:
+        REVOCATIONS.labels(reason=reason.value)
     for limit in [*ADDRESS_LIMITS, *OTHER_LIMITS]:
         RATE_LIMITED.labels(limit=limit)
 

@@ -23,6 +23,7 @@ from authapi.context import AppContext
 from authapi.revocations.feed import LISTENER_APPLICATION_NAME
 from authapi.revocations.registry import CLOCK_SKEW_MARGIN
 from authapi.sessions import service as sessions
+from authapi.sessions.models import RevokeReason
 from tests.conftest import FakeClock, make_settings
 from tests.factories import (
     PASSWORD,
@@ -220,7 +221,7 @@ async def test_a_rolled_back_revocation_refuses_nothing(
     _, tokens = await registered_login(client)
     sid = (await client.get("/whoami", headers=bearer(tokens))).json()["sid"]
     async with context.sessionmaker() as db:
-        assert await sessions.revoke(db, uuid.UUID(sid), "logout", context.clock.now())
+        assert await sessions.revoke(db, uuid.UUID(sid), RevokeReason.LOGOUT, context.clock.now())
         await db.rollback()
     assert sid not in context.revoked_sessions
     assert await whoami_status(client, tokens) == 200

@@ -12,7 +12,7 @@ import time
 
 import uvloop
 
-from authapi.sessions.refresh_tokens import RefreshTokenCodec
+from authapi.sessions.rotation import RefreshTokenCodec
 from authbench import accounts, postgres, refreshing, servers
 from authbench.config import BenchConfig
 from authbench.httpload import Connection, LoadResult, closed_loop

@@ -27,8 +27,10 @@ from authapi.errors import (
 from authapi.oauth.schemas import TokenResponse
 from authapi.ratelimit.refusals import audit_refusal
 from authapi.ratelimit.service import SESSION_LIMIT
+from authapi.sessions import rotation
 from authapi.sessions import service as sessions
-from authapi.sessions.service import RevokeReason, SessionPolicy
+from authapi.sessions.models import RevokeReason
+from authapi.sessions.service import SessionPolicy
 from authapi.users import service as users
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -169,7 +171,7 @@ async def refresh_grant(
         raise InvalidGrant()  # forged: costs nothing, counts against no session
     await _limit_session(context, presented.session_id, now=now, origin=origin)
     try:
-        rotation = await sessions.rotate(db, session_policy(context), presented, now)
+        rotated = await rotation.rotate(db, session_policy(context), presented, now)
     except RefreshTokenReused as exc:
         audit.record(
             db,
@@ -180,27 +182,27 @@ async def refresh_grant(
             session_id=presented.session_id,
         )
         raise
-    if not rotation.user_active or rotation.role is None:
+    if not rotated.user_active or rotated.role is None:
         raise InvalidGrant()
     # RFC 6749 §6: a refresh may narrow the scope of the new access token, never widen it.
-    granted = rotation.scope
+    granted = rotated.scope
     if scope is not None and scope.strip():
-        granted = resolve_scope(scope, rotation.scope.split(" "))
+        granted = resolve_scope(scope, rotated.scope.split(" "))
     audit.record(
         db,
         audit.Event.REFRESH,
         at=now,
         origin=origin,
-        user_id=rotation.user_id,
-        session_id=rotation.session_id,
+        user_id=rotated.user_id,
+        session_id=rotated.session_id,
     )
     return _issue(
         context,
-        user_id=rotation.user_id,
-        role=rotation.role,
-        session_id=rotation.session_id,
-        generation=rotation.generation,
-        session_expires_at=rotation.expires_at,
+        user_id=rotated.user_id,
+        role=rotated.role,
+        session_id=rotated.session_id,
+        generation=rotated.generation,
+        session_expires_at=rotated.expires_at,
         scope=granted,
         now=now,
     )

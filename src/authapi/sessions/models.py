@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 
@@ -7,6 +8,21 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authapi.db import Base, UTCDateTime
+
+
+class RevokeReason(enum.StrEnum):
+    """Why a session ended: `LoginSession.revoked_reason`, and the label of the
+    revocations metric."""
+
+    LOGOUT = "logout"
+    REVOKED = "revoked"  # RFC 7009 /revoke
+    SESSION_DELETED = "session_deleted"
+    LOGOUT_EVERYWHERE = "logout_everywhere"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a password
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105
+    ENDED_BY_ADMIN = "ended_by_admin"
+    USER_DISABLED = "user_disabled"
+    ROLE_CHANGED = "role_changed"
 
 
 class LoginSession(Base):

@@ -9,8 +9,8 @@ from authapi.audit import service as audit
 from authapi.dependencies import ClientOrigin, DbSession, Now
 from authapi.errors import AuthenticationRequired, InvalidToken, NotFound, responses
 from authapi.sessions import service
+from authapi.sessions.models import RevokeReason
 from authapi.sessions.schemas import SessionOut
-from authapi.sessions.service import RevokeReason
 
 router = APIRouter(tags=["sessions"])
 

@@ -13,7 +13,7 @@ from authapi.audit import service as audit
 from authapi.client_address import Origin
 from authapi.errors import Forbidden, NotFound, OwnAccountChange
 from authapi.sessions import service as sessions
-from authapi.sessions.service import RevokeReason
+from authapi.sessions.models import RevokeReason
 from authapi.users.emails import fragment_spellings
 from authapi.users.models import User
 

@@ -21,7 +21,7 @@ from authapi.errors import (
 )
 from authapi.ratelimit.dependencies import limit_by_address, read_device_cookie
 from authapi.sessions import service as sessions
-from authapi.sessions.service import RevokeReason
+from authapi.sessions.models import RevokeReason
 from authapi.users import service
 from authapi.users.dependencies import CurrentUser, current_user
 from authapi.users.schemas import PasswordChange, UserCreate, UserOut
