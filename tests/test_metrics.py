@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from authapi import metrics
 from authapi.audit import service as audit
-from authapi.client_address import Origin
+from authapi.client_address import Requester
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.db import transaction
@@ -185,7 +185,7 @@ class TestOnlyWhatCommits:
                 db,
                 audit.Event.LOGIN_SUCCEEDED,
                 at=now,
-                origin=Origin(ip="192.0.2.1", user_agent=None),
+                requester=Requester(ip="192.0.2.1", user_agent=None),
                 user_id=user_id,
             )
             raise error

@@ -59,17 +59,17 @@ def _is_trusted(address: str, networks: Iterable[IPNetwork]) -> bool:
 
 
 @dataclass(frozen=True)
-class Origin:
+class Requester:
     """Where a request came from, as sessions and the audit trail record it."""
 
     ip: str
     user_agent: str | None
 
 
-def request_origin(request: HTTPConnection, trusted_proxies: list[str]) -> Origin:
+def identify_requester(request: HTTPConnection, trusted_proxies: list[str]) -> Requester:
     # Stored and shown as the client sent it, minus what the database cannot hold.
     user_agent = strip_controls(request.headers.get("user-agent", ""))[:MAX_USER_AGENT_LENGTH]
-    return Origin(ip=client_address(request, trusted_proxies), user_agent=user_agent or None)
+    return Requester(ip=client_address(request, trusted_proxies), user_agent=user_agent or None)
 
 
 def client_address(request: HTTPConnection, trusted_proxies: list[str]) -> str:

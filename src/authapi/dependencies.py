@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi.client_address import Origin, request_origin
+from authapi.client_address import Requester, identify_requester
 from authapi.context import AppContext
 from authapi.db import transaction
 from authapi.errors import InvalidRequest
@@ -40,11 +40,11 @@ async def _now(context: Context) -> datetime:
 Now = Annotated[datetime, Depends(_now)]
 
 
-async def _origin(request: Request, context: Context) -> Origin:
-    return request_origin(request, context.settings.trusted_proxies)
+async def _requester(request: Request, context: Context) -> Requester:
+    return identify_requester(request, context.settings.trusted_proxies)
 
 
-ClientOrigin = Annotated[Origin, Depends(_origin)]
+CurrentRequester = Annotated[Requester, Depends(_requester)]
 
 
 # Secrets that must only travel in a body or a header: a URL ends up in logs, browser

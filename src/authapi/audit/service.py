@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi import metrics
 from authapi.audit.models import AuditEvent
-from authapi.client_address import Origin
+from authapi.client_address import Requester
 from authapi.db import delete_batch
 from authapi.errors import DATABASE_UNAVAILABLE
 
@@ -40,7 +40,7 @@ def record(
     event: Event,
     *,
     at: datetime,
-    origin: Origin,
+    requester: Requester,
     user_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
     detail: str | None = None,
@@ -53,8 +53,8 @@ def record(
             event=event.value,
             user_id=user_id,
             session_id=session_id,
-            ip=origin.ip,
-            user_agent=origin.user_agent,
+            ip=requester.ip,
+            user_agent=requester.user_agent,
             detail=detail,
         )
     )
@@ -66,7 +66,7 @@ async def record_now(
     event: Event,
     *,
     at: datetime,
-    origin: Origin,
+    requester: Requester,
     **fields: Any,
 ) -> None:
     """Record in a transaction of its own, for requests that are refused before or
@@ -74,7 +74,7 @@ async def record_now(
     a 429 into a 503."""
     try:
         async with maker() as db:
-            record(db, event, at=at, origin=origin, **fields)
+            record(db, event, at=at, requester=requester, **fields)
             await db.commit()
     except DATABASE_UNAVAILABLE as exc:
         logger.warning("audit event %s not recorded: %s", event.value, type(exc).__name__)

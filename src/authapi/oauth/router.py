@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Form, Request, Response, status
 
 from authapi.access_tokens.dependencies import bearer
 from authapi.config import Settings
-from authapi.dependencies import ClientOrigin, Context, DbSession, Now
+from authapi.dependencies import Context, CurrentRequester, DbSession, Now
 from authapi.errors import (
     NO_STORE,
     AuthenticationRequired,
@@ -100,7 +100,7 @@ async def token(
     context: Context,
     db: DbSession,
     now: Now,
-    origin: ClientOrigin,
+    requester: CurrentRequester,
     form: Annotated[TokenForm, Form()],
 ) -> TokenResponse:
     """RFC 6749 token endpoint: `grant_type=password` (first-party clients) or
@@ -109,7 +109,7 @@ async def token(
     # Refreshes are cheap and limited per session: they must not use up the address's
     # login budget (an office or a carrier behind one address refreshes a lot).
     address_limit = "refresh" if form.grant_type == "refresh_token" else "token"
-    await enforce_address_limit(context, origin, now, address_limit)
+    await enforce_address_limit(context, requester, now, address_limit)
     await _refuse_repeated(request, tuple(TokenForm.model_fields))
     _no_store(response)
     if browser.wants_cookie(request):
@@ -126,7 +126,7 @@ async def token(
             password=form.password,
             scope=form.scope,
             now=now,
-            origin=origin,
+            requester=requester,
             device_cookie=read_device_cookie(request, context.settings),
         )
         if issued.device_cookie is not None:
@@ -136,7 +136,12 @@ async def token(
         if not form.refresh_token:
             raise InvalidRequest("refresh_token is required")
         issued = await service.refresh_grant(
-            context, db, refresh_token=form.refresh_token, scope=form.scope, now=now, origin=origin
+            context,
+            db,
+            refresh_token=form.refresh_token,
+            scope=form.scope,
+            now=now,
+            requester=requester,
         )
         return _deliver(issued, request, response, context.settings, now)
     raise UnsupportedGrantType()
@@ -155,7 +160,7 @@ async def refresh(
     context: Context,
     db: DbSession,
     now: Now,
-    origin: ClientOrigin,
+    requester: CurrentRequester,
     body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> TokenResponse:
     """Rotate a refresh token: a new access token and a new refresh token. The token
@@ -174,7 +179,7 @@ async def refresh(
         browser.check_same_site(request, context.settings)
         refresh_token = cookie
     issued = await service.refresh_grant(
-        context, db, refresh_token=refresh_token, scope=None, now=now, origin=origin
+        context, db, refresh_token=refresh_token, scope=None, now=now, requester=requester
     )
     return _deliver(issued, request, response, context.settings, now)
 
@@ -191,13 +196,13 @@ async def revoke(
     context: Context,
     db: DbSession,
     now: Now,
-    origin: ClientOrigin,
+    requester: CurrentRequester,
     form: Annotated[RevokeForm, Form()],
 ) -> Response:
     """RFC 7009 revocation. Answers 200 for unknown tokens too, so it tells nothing."""
     await _refuse_repeated(request, tuple(RevokeForm.model_fields))
     # The hint only speeds up the search (§2.1); both kinds are tried whatever it says.
-    await service.revoke_token(context, db, token=form.token, now=now, origin=origin)
+    await service.revoke_token(context, db, token=form.token, now=now, requester=requester)
     return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
 
 
@@ -213,7 +218,7 @@ async def logout(
     context: Context,
     db: DbSession,
     now: Now,
-    origin: ClientOrigin,
+    requester: CurrentRequester,
     access_token: Annotated[str | None, Depends(bearer)],
     body: Annotated[LogoutRequest | None, Body()] = None,
 ) -> Response:
@@ -232,7 +237,7 @@ async def logout(
         refresh_token=refresh_token,
         access_token=access_token,
         now=now,
-        origin=origin,
+        requester=requester,
     )
     response = Response(status_code=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
     if cookie is not None or browser.wants_cookie(request):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authapi.access_tokens.service import AccessTokenSubject
 from authapi.audit import service as audit
-from authapi.client_address import Origin
+from authapi.client_address import Requester
 from authapi.context import AppContext
 from authapi.errors import (
     AccountThrottled,
@@ -99,7 +99,7 @@ async def password_grant(
     password: str,
     scope: str | None,
     now: datetime,
-    origin: Origin,
+    requester: Requester,
     device_cookie: str | None = None,
 ) -> Issued:
     granted = resolve_scope(scope, context.settings.scopes)
@@ -108,7 +108,7 @@ async def password_grant(
     try:
         # Counted before the hash is verified, so concurrent guesses cannot overtake it.
         await limiter.admit_password_attempt(
-            account, address=origin.ip, device_cookie=device_cookie
+            account, address=requester.ip, device_cookie=device_cookie
         )
     except AccountThrottled as throttled:
         if await limiter.first_refusal(throttled.limit, account):
@@ -117,7 +117,7 @@ async def password_grant(
                 db,
                 audit.Event.RATE_LIMITED,
                 at=now,
-                origin=origin,
+                requester=requester,
                 user_id=user_id,
                 detail=throttled.limit,
             )
@@ -125,7 +125,7 @@ async def password_grant(
     try:
         user = await users.authenticate(db, context.hasher, email=account, password=password)
     except LoginFailed as exc:
-        audit.record(db, audit.Event.LOGIN_FAILED, at=now, origin=origin, user_id=exc.user_id)
+        audit.record(db, audit.Event.LOGIN_FAILED, at=now, requester=requester, user_id=exc.user_id)
         raise
     session = await sessions.create_session(
         db,
@@ -133,14 +133,14 @@ async def password_grant(
         user_id=user.id,
         scope=granted,
         now=now,
-        user_agent=origin.user_agent,
-        ip=origin.ip,
+        user_agent=requester.user_agent,
+        ip=requester.ip,
     )
     audit.record(
         db,
         audit.Event.LOGIN_SUCCEEDED,
         at=now,
-        origin=origin,
+        requester=requester,
         user_id=user.id,
         session_id=session.id,
     )
@@ -164,12 +164,12 @@ async def refresh_grant(
     refresh_token: str,
     scope: str | None,
     now: datetime,
-    origin: Origin,
+    requester: Requester,
 ) -> Issued:
     presented = context.refresh_tokens.decode(refresh_token)
     if presented is None:
         raise InvalidGrant()  # forged: costs nothing, counts against no session
-    await _limit_session(context, presented.session_id, now=now, origin=origin)
+    await _limit_session(context, presented.session_id, now=now, requester=requester)
     try:
         rotated = await rotation.rotate(db, session_policy(context), presented, now)
     except RefreshTokenReused as exc:
@@ -177,7 +177,7 @@ async def refresh_grant(
             db,
             audit.Event.REUSE_DETECTED,
             at=now,
-            origin=origin,
+            requester=requester,
             user_id=exc.user_id,
             session_id=presented.session_id,
         )
@@ -192,7 +192,7 @@ async def refresh_grant(
         db,
         audit.Event.REFRESH,
         at=now,
-        origin=origin,
+        requester=requester,
         user_id=rotated.user_id,
         session_id=rotated.session_id,
     )
@@ -209,7 +209,7 @@ async def refresh_grant(
 
 
 async def _limit_session(
-    context: AppContext, session_id: uuid.UUID, *, now: datetime, origin: Origin
+    context: AppContext, session_id: uuid.UUID, *, now: datetime, requester: Requester
 ) -> None:
     """Count a refresh against its session's limit. The refusal is recorded in a
     transaction of its own (once a minute per session): the request's rolls back."""
@@ -217,7 +217,12 @@ async def _limit_session(
         await context.rate_limiter.check_session(str(session_id))
     except RateLimited:
         await audit_refusal(
-            context, SESSION_LIMIT, str(session_id), now=now, origin=origin, session_id=session_id
+            context,
+            SESSION_LIMIT,
+            str(session_id),
+            now=now,
+            requester=requester,
+            session_id=session_id,
         )
         raise
 
@@ -241,7 +246,7 @@ async def logout(
     refresh_token: str | None,
     access_token: str | None,
     now: datetime,
-    origin: Origin,
+    requester: Requester,
 ) -> None:
     """End the session of the refresh token, else of the bearer access token. An
     unknown refresh token ends nothing and is no error: the client is logged out."""
@@ -255,12 +260,17 @@ async def logout(
     else:
         raise AuthenticationRequired()
     await sessions.end_session(
-        db, target, reason=RevokeReason.LOGOUT, event=audit.Event.LOGOUT, now=now, origin=origin
+        db,
+        target,
+        reason=RevokeReason.LOGOUT,
+        event=audit.Event.LOGOUT,
+        now=now,
+        requester=requester,
     )
 
 
 async def revoke_token(
-    context: AppContext, db: AsyncSession, *, token: str, now: datetime, origin: Origin
+    context: AppContext, db: AsyncSession, *, token: str, now: datetime, requester: Requester
 ) -> None:
     """RFC 7009: a refresh token ends its session; so does one of our access tokens
     (§2.1 allows revoking the related refresh token). Anything else is ignored."""
@@ -272,5 +282,5 @@ async def revoke_token(
             reason=RevokeReason.REVOKED,
             event=audit.Event.REVOKE,
             now=now,
-            origin=origin,
+            requester=requester,
         )

@@ -5,10 +5,10 @@ from typing import Any
 
 from fastapi import Depends, Request, Response
 
-from authapi.client_address import Origin
+from authapi.client_address import Requester
 from authapi.config import Settings
 from authapi.context import AppContext
-from authapi.dependencies import ClientOrigin, Context, Now
+from authapi.dependencies import Context, CurrentRequester, Now
 from authapi.errors import RateLimited
 from authapi.ratelimit.refusals import audit_refusal
 
@@ -22,22 +22,22 @@ DEVICE_COOKIE_MAX_AGE = 365 * 24 * 60 * 60
 
 
 async def enforce_address_limit(
-    context: AppContext, origin: Origin, now: datetime, name: str
+    context: AppContext, requester: Requester, now: datetime, name: str
 ) -> None:
     """Count this request of the client address against the limit `name`; a refusal
     is recorded in the audit trail once a minute per limit and address."""
     try:
-        await context.rate_limiter.check_address(name, origin.ip)
+        await context.rate_limiter.check_address(name, requester.ip)
     except RateLimited:
-        await audit_refusal(context, name, origin.ip, now=now, origin=origin)
+        await audit_refusal(context, name, requester.ip, now=now, requester=requester)
         raise
 
 
 def limit_by_address(name: str) -> Any:
     """A route dependency counting each request against the client address limit `name`."""
 
-    async def check(context: Context, origin: ClientOrigin, now: Now) -> None:
-        await enforce_address_limit(context, origin, now, name)
+    async def check(context: Context, requester: CurrentRequester, now: Now) -> None:
+        await enforce_address_limit(context, requester, now, name)
 
     return Depends(check)
 

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from authapi.audit import service as audit
-from authapi.client_address import Origin
+from authapi.client_address import Requester
 from authapi.context import AppContext
 
 
 async def audit_refusal(
-    context: AppContext, name: str, key: str, *, now: datetime, origin: Origin, **fields: Any
+    context: AppContext, name: str, key: str, *, now: datetime, requester: Requester, **fields: Any
 ) -> None:
     """Record that the limit `name` refused `key`: at most once a minute per limit and
     key (a flood of refusals must not become a flood of writes), and in a transaction of
@@ -21,7 +21,7 @@ async def audit_refusal(
             context.sessionmaker,
             audit.Event.RATE_LIMITED,
             at=now,
-            origin=origin,
+            requester=requester,
             detail=name,
             **fields,
         )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from authapi.access_tokens.dependencies import CurrentClaims
 from authapi.audit import service as audit
-from authapi.dependencies import ClientOrigin, DbSession, Now
+from authapi.dependencies import CurrentRequester, DbSession, Now
 from authapi.errors import AuthenticationRequired, InvalidToken, NotFound, responses
 from authapi.sessions import service
 from authapi.sessions.models import RevokeReason
@@ -43,7 +43,11 @@ async def list_sessions(claims: CurrentClaims, db: DbSession, now: Now) -> list[
     responses={**AUTH_ERRORS, **responses(NotFound)},
 )
 async def delete_session(
-    session_id: uuid.UUID, claims: CurrentClaims, db: DbSession, now: Now, origin: ClientOrigin
+    session_id: uuid.UUID,
+    claims: CurrentClaims,
+    db: DbSession,
+    now: Now,
+    requester: CurrentRequester,
 ) -> Response:
     """Revoke one of the caller's sessions (404 for anybody else's)."""
     session = await service.get_own(db, uuid.UUID(claims["sub"]), session_id)
@@ -55,7 +59,7 @@ async def delete_session(
         reason=RevokeReason.SESSION_DELETED,
         event=audit.Event.SESSION_REVOKED,
         now=now,
-        origin=origin,
+        requester=requester,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -67,7 +71,7 @@ async def delete_session(
     responses=AUTH_ERRORS,
 )
 async def delete_all_sessions(
-    claims: CurrentClaims, db: DbSession, now: Now, origin: ClientOrigin
+    claims: CurrentClaims, db: DbSession, now: Now, requester: CurrentRequester
 ) -> Response:
     """Log out everywhere: revoke every session of the caller, this one included."""
     user_id = uuid.UUID(claims["sub"])
@@ -76,7 +80,7 @@ async def delete_all_sessions(
         db,
         audit.Event.ALL_SESSIONS_REVOKED,
         at=now,
-        origin=origin,
+        requester=requester,
         user_id=user_id,
         session_id=uuid.UUID(claims["sid"]),
     )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authapi import metrics
 from authapi.audit import service as audit
-from authapi.client_address import Origin
+from authapi.client_address import Requester
 from authapi.db import delete_batch
 from authapi.revocations.publish import publish
 from authapi.sessions.models import LoginSession, RevokeReason
@@ -87,12 +87,12 @@ async def end_session(
     reason: RevokeReason,
     event: audit.Event,
     now: datetime,
-    origin: Origin,
+    requester: Requester,
 ) -> None:
     """Revoke a session (if it is still active) and record who ended it."""
     user_id = await revoke(db, session_id, reason, now)
     if user_id is not None:
-        audit.record(db, event, at=now, origin=origin, user_id=user_id, session_id=session_id)
+        audit.record(db, event, at=now, requester=requester, user_id=user_id, session_id=session_id)
 
 
 async def revoke_all(

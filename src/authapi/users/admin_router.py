@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from authapi.dependencies import ClientOrigin, DbSession, Now
+from authapi.dependencies import CurrentRequester, DbSession, Now
 from authapi.errors import (
     AuthenticationRequired,
     Forbidden,
@@ -64,7 +64,7 @@ async def update_user(
     admin: AdminUser,
     db: DbSession,
     now: Now,
-    origin: ClientOrigin,
+    requester: CurrentRequester,
 ) -> UserOut:
     """Set a user's role or whether they may log in (admin role). Disabling the user or
     changing their role ends every session of theirs; fields that already have the
@@ -76,7 +76,7 @@ async def update_user(
         role=body.role,
         is_active=body.is_active,
         now=now,
-        origin=origin,
+        requester=requester,
     )
     return UserOut.model_validate(user)
 
@@ -88,8 +88,8 @@ async def update_user(
     responses={**ADMIN_ERRORS, **responses(NotFound)},
 )
 async def end_user_sessions(
-    user_id: uuid.UUID, admin: AdminUser, db: DbSession, now: Now, origin: ClientOrigin
+    user_id: uuid.UUID, admin: AdminUser, db: DbSession, now: Now, requester: CurrentRequester
 ) -> Response:
     """End every session of a user (admin role): their refresh tokens are refused."""
-    await service.end_sessions(db, actor_id=admin.id, user_id=user_id, now=now, origin=origin)
+    await service.end_sessions(db, actor_id=admin.id, user_id=user_id, now=now, requester=requester)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

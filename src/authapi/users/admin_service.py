@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authapi.audit import service as audit
-from authapi.client_address import Origin
+from authapi.client_address import Requester
 from authapi.errors import Forbidden, NotFound, OwnAccountChange
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
@@ -89,7 +89,7 @@ async def change_account(
     role: str | None,
     is_active: bool | None,
     now: datetime,
-    origin: Origin,
+    requester: Requester,
 ) -> User:
     """An admin sets a user's role and whether they may log in. Only real changes count:
     one that is already so is a no-op. Disabling or a new role ends every session of the
@@ -114,17 +114,22 @@ async def change_account(
         await sessions.revoke_all(db, user.id, RevokeReason.USER_DISABLED, now)
     elif new_role is not None:
         await sessions.revoke_all(db, user.id, RevokeReason.ROLE_CHANGED, now)
-    _record(db, ",".join(changes), actor_id=actor_id, user_id=user.id, now=now, origin=origin)
+    _record(db, ",".join(changes), actor_id=actor_id, user_id=user.id, now=now, requester=requester)
     return user
 
 
 async def end_sessions(
-    db: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UUID, now: datetime, origin: Origin
+    db: AsyncSession,
+    *,
+    actor_id: uuid.UUID,
+    user_id: uuid.UUID,
+    now: datetime,
+    requester: Requester,
 ) -> None:
     """An admin ends every session of a user."""
     user = await _target(db, user_id)
     await sessions.revoke_all(db, user.id, RevokeReason.ENDED_BY_ADMIN, now)
-    _record(db, "sessions_ended", actor_id=actor_id, user_id=user.id, now=now, origin=origin)
+    _record(db, "sessions_ended", actor_id=actor_id, user_id=user.id, now=now, requester=requester)
 
 
 def _record(
@@ -134,14 +139,14 @@ def _record(
     actor_id: uuid.UUID,
     user_id: uuid.UUID,
     now: datetime,
-    origin: Origin,
+    requester: Requester,
 ) -> None:
     # The trail has no actor column: the admin's id goes in the detail.
     audit.record(
         db,
         audit.Event.ADMIN_ACTION,
         at=now,
-        origin=origin,
+        requester=requester,
         user_id=user_id,
         detail=f"{what} by={actor_id}",
     )

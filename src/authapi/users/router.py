@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from authapi.access_tokens.dependencies import CurrentClaims
 from authapi.audit import service as audit
 from authapi.db import transaction
-from authapi.dependencies import ClientOrigin, Context, DbSession, Now
+from authapi.dependencies import Context, CurrentRequester, DbSession, Now
 from authapi.errors import (
     AuthenticationRequired,
     EmailTaken,
@@ -39,13 +39,13 @@ AUTH_ERRORS = responses(AuthenticationRequired, InvalidToken)
     dependencies=[limit_by_address("register")],
 )
 async def register(
-    body: UserCreate, context: Context, db: DbSession, now: Now, origin: ClientOrigin
+    body: UserCreate, context: Context, db: DbSession, now: Now, requester: CurrentRequester
 ) -> UserOut:
     """Register with an email address and a password of 8 to 128 characters."""
     user = await service.create_user(
         db, context.hasher, email=body.email, password=body.password, now=now
     )
-    audit.record(db, audit.Event.USER_REGISTERED, at=now, origin=origin, user_id=user.id)
+    audit.record(db, audit.Event.USER_REGISTERED, at=now, requester=requester, user_id=user.id)
     return UserOut.model_validate(user)
 
 
@@ -83,14 +83,14 @@ async def change_password(
     context: Context,
     db: DbSession,
     now: Now,
-    origin: ClientOrigin,
+    requester: CurrentRequester,
 ) -> Response:
     """Change the password; every other session of the caller ends."""
     # A stolen access token must not become a way around the login throttle: the
     # attempt counts like a login's, before the current password is verified.
     await context.rate_limiter.admit_password_attempt(
         user.email,
-        address=origin.ip,
+        address=requester.ip,
         device_cookie=read_device_cookie(request, context.settings),
     )
     await service.change_password(
@@ -102,7 +102,7 @@ async def change_password(
         db,
         audit.Event.PASSWORD_CHANGED,
         at=now,
-        origin=origin,
+        requester=requester,
         user_id=user.id,
         session_id=current_session,
     )
