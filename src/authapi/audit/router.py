@@ -12,7 +12,7 @@ from authapi.dependencies import DbSession
 from authapi.errors import AuthenticationRequired, Forbidden, InvalidToken, responses
 from authapi.users.dependencies import AdminUser
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["audit"])
 
 
 @router.get(

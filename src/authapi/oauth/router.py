@@ -40,7 +40,7 @@ from authapi.ratelimit.dependencies import (
     set_device_cookie,
 )
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(tags=["oauth"])
 
 TOKEN_ERRORS = responses(
     InvalidRequest,
