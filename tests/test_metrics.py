@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from authapi import metrics
+from authapi import metrics_export
 from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
@@ -406,7 +406,7 @@ class TestSeveralWorkers:
     def test_metrics_add_up_every_worker(
         self, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
+        monkeypatch.delenv(metrics_export.MULTIPROC_ENV, raising=False)
         env = {
             "AUTHAPI_HASH_WORKERS": "1",
             "AUTHAPI_HASH_QUEUE": "3",
@@ -450,14 +450,14 @@ class TestSeveralWorkers:
         stale.write_bytes(b"left by the previous run")
         kept = tmp_path / "README"
         kept.write_text("not ours")
-        monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
-        with metrics.multiprocess_dir(workers=4):
+        monkeypatch.setenv(metrics_export.MULTIPROC_ENV, str(tmp_path))
+        with metrics_export.multiprocess_dir(workers=4):
             assert not stale.exists()
-            assert os.environ[metrics.MULTIPROC_ENV] == str(tmp_path)
+            assert os.environ[metrics_export.MULTIPROC_ENV] == str(tmp_path)
         assert kept.exists()
         assert tmp_path.is_dir()
 
     def test_one_worker_needs_no_folder(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
-        with metrics.multiprocess_dir(workers=1):
-            assert metrics.MULTIPROC_ENV not in os.environ
+        monkeypatch.delenv(metrics_export.MULTIPROC_ENV, raising=False)
+        with metrics_export.multiprocess_dir(workers=1):
+            assert metrics_export.MULTIPROC_ENV not in os.environ

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
-from authapi import health, logs, metrics
+from authapi import health, logs, metrics, metrics_export
 from authapi.access_tokens.cache import VerifiedTokens
 from authapi.access_tokens.router import router as access_tokens_router
 from authapi.access_tokens.service import AccessTokens
@@ -32,8 +34,8 @@ from authapi.oauth.router import router as oauth_router
 from authapi.openapi import document_errors
 from authapi.ratelimit.devices import DeviceCookies
 from authapi.ratelimit.service import RateLimiter
+from authapi.revocations import publish
 from authapi.revocations.feed import RevocationFeed
-from authapi.revocations.publish import REGISTRY
 from authapi.revocations.registry import RevokedSessions
 from authapi.sessions.rotation import RefreshTokenCodec, load_refresh_token_key
 from authapi.sessions.router import router as sessions_router
@@ -48,6 +50,23 @@ logger = logging.getLogger(__name__)
 
 # GET /users/me answers kept in memory (about 1 KB each).
 PROFILES_CACHED = 10_000
+
+
+def session_class() -> type[Session]:
+    """A Session class of this app's own, with what must happen when one of its
+    transactions commits or rolls back: the metrics it held back are counted, the
+    sessions it revoked are refused here. Bound to this class, not to every Session of
+    the process, so that another app or a command's sessions in the same process take
+    no part in it."""
+
+    class AppSession(Session):
+        pass
+
+    event.listen(AppSession, "after_commit", metrics.apply_committed)
+    event.listen(AppSession, "after_transaction_end", metrics.forget_uncommitted)
+    event.listen(AppSession, "after_commit", publish.apply_committed)
+    event.listen(AppSession, "after_soft_rollback", publish.discard_rolled_back)
+    return AppSession
 
 
 async def build_context(settings: Settings, clock: Clock) -> AppContext:
@@ -75,7 +94,9 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         engine=engine,
         # Every transaction that revokes sessions adds them here when it commits.
         sessionmaker=create_sessionmaker(
-            engine, info={REGISTRY: revoked_sessions} if settings.instant_revocation else None
+            engine,
+            info={publish.REGISTRY: revoked_sessions} if settings.instant_revocation else None,
+            session_class=session_class(),
         ),
         hasher=PasswordHasher(settings),
         access_tokens=access_tokens,
@@ -104,7 +125,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await context.revocation_feed.start()
         await context.signing_keys.start()
         try:
-            async with metrics.sampling(context):
+            async with metrics_export.sampling(context):
                 yield
         finally:
             await context.signing_keys.stop()
@@ -136,7 +157,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(router)
     document_errors(app)
     install_docs(app)
-    metrics.install_metrics(app, settings)
+    metrics_export.install_metrics(app, settings)
     if settings.demo_spa:
         install_demo(app)
     # The last added runs first: every answer, even a refusal of an oversized request

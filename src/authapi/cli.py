@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from authapi import logs, metrics, migrate, prune
+from authapi import logs, metrics_export, migrate, prune
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.data_dir import DataDirError, secure_data_dir
@@ -125,7 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise CommandError(str(exc)) from None
     # Several workers: one folder where each writes its metrics, so /metrics adds them up.
     try:
-        with metrics.multiprocess_dir(args.workers):
+        with metrics_export.multiprocess_dir(args.workers):
             _run_uvicorn(args, settings)
     finally:
         # The interpreter's exit would then collect garbage over every object this

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 from sqlalchemy.types import TypeDecorator
 
 from authapi.config import Settings
@@ -161,10 +161,20 @@ def _create_sqlite_engine(url: str, timeout: float) -> AsyncEngine:
 
 
 def create_sessionmaker(
-    engine: AsyncEngine, info: dict[str, Any] | None = None
+    engine: AsyncEngine,
+    info: dict[str, Any] | None = None,
+    *,
+    session_class: type[Session] = Session,
 ) -> async_sessionmaker[AsyncSession]:
-    """`info`: what every session's `info` starts with."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
+    """`info`: what every session's `info` starts with. `session_class`: the Session
+    behind each AsyncSession, where event listeners for these sessions alone go."""
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        autoflush=False,
+        info=info,
+        sync_session_class=session_class,
+    )
 
 
 async def delete_batch(

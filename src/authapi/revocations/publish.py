@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -45,8 +45,9 @@ def parse_notification(payload: str) -> Iterable[uuid.UUID]:
             continue
 
 
-@event.listens_for(Session, "after_commit")
-def _apply_committed(session: Session) -> None:
+def apply_committed(session: Session) -> None:
+    """`after_commit` of the app's sessions (app.py): this instance refuses the
+    revoked sessions' access tokens from now on."""
     pending: list[tuple[Sequence[uuid.UUID], datetime]] = session.info.pop(_PENDING, [])
     registry: RevokedSessions | None = session.info.get(REGISTRY)
     if registry is not None:
@@ -54,6 +55,6 @@ def _apply_committed(session: Session) -> None:
             registry.add(session_ids, revoked_at)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _discard_rolled_back(session: Session, _previous_transaction: Any) -> None:
+def discard_rolled_back(session: Session, _previous_transaction: Any) -> None:
+    """`after_soft_rollback`: revocations that rolled back never happened."""
     session.info.pop(_PENDING, None)
