@@ -121,7 +121,7 @@ class TestRequestId:
         )
         lines = [line for line in parsed(json_lines) if line["request_id"] == "replay-1"]
         assert response.status_code == 400
-        assert {line["logger"] for line in lines} >= {"authapi.access", "authapi.sessions.service"}
+        assert {line["logger"] for line in lines} >= {"authapi.access", "authapi.sessions.rotation"}
 
 
 class TestAccessLog:
