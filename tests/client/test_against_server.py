@@ -1,5 +1,5 @@
-"""authapi.client.AuthapiAuth against the real app: in-process for httpx.AsyncClient,
-as a real server for httpx.Client."""
+"""authapi_client.AuthapiAuth against the real app: in-process for httpx.AsyncClient,
+as a real server for httpx.Client. What needs no server is tested in clients/python/tests."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from authapi.audit.models import AuditEvent
-from authapi.client import AuthapiAuth, AuthapiError, AuthapiUnavailable
 from authapi.context import AppContext
+from authapi_client import AuthapiAuth, AuthapiError, AuthapiUnavailable
 from tests.factories import PASSWORD, register
 from tests.test_cli import free_port, serving
 
@@ -188,23 +188,6 @@ class TestAsyncClient:
         assert response.status_code == 200
         assert grants == ["password", "refresh_token", "password"]  # invalid_grant, then login
         assert await count(context, "login_succeeded") == 2
-
-    async def test_retries_a_401_only_once(self) -> None:
-        calls = {"token": 0, "resource": 0}
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            if request.url.path == "/token":
-                calls["token"] += 1
-                body = {"access_token": "at", "refresh_token": "rt", "expires_in": 300}
-                return httpx.Response(200, json=body)
-            calls["resource"] += 1
-            return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-
-        auth = AuthapiAuth("http://auth/token", username="u@example.com", password=PASSWORD)
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=auth) as http:
-            response = await http.get("http://api/thing")
-        assert response.status_code == 401
-        assert calls == {"token": 2, "resource": 2}  # login, request, refresh, retry
 
     async def test_wrong_password_raises(self, app: FastAPI, client: httpx.AsyncClient) -> None:
         user = await register(client)

@@ -22,79 +22,19 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
+from authapi_client._errors import AuthapiError, AuthapiUnavailable
+from authapi_client._token_responses import WAIT_STATUSES, retry_after, session_ended
+
 # The exchange of one token request: yields the request, receives its response.
 TokenFlow = Generator[httpx.Request, httpx.Response, None]
-
-
-class AuthapiError(Exception):
-    """The token endpoint refused: wrong credentials, a disabled user, ..."""
-
-    def __init__(self, message: str, response: httpx.Response | None = None) -> None:
-        super().__init__(message)
-        self.response = response
-
-    @classmethod
-    def refused(cls, action: str, response: httpx.Response) -> AuthapiError:
-        try:
-            body = response.json()
-            detail = f"{body.get('error')}: {body.get('error_description')}"
-        except ValueError:
-            detail = response.text[:200]
-        return cls(f"{action} refused ({response.status_code}) {detail}", response)
-
-
-class AuthapiUnavailable(AuthapiError):
-    """The token endpoint asked us to wait (429 rate limited, 503 unavailable) and there
-    is no valid access token meanwhile. The session is kept: once `retry_after` seconds
-    have passed, the next request refreshes it (no new login)."""
-
-    def __init__(
-        self, retry_after: float, response: httpx.Response | None = None, action: str = "refresh"
-    ) -> None:
-        super().__init__(
-            f"{action} postponed: the token endpoint asked to retry in {retry_after:.0f} s",
-            response,
-        )
-        self.retry_after = retry_after
-
 
 # A refresh starts at most this fraction of the lifetime before expiry, so that a short
 # access-token TTL (at or below the margin) does not mean a refresh before every request.
 MARGIN_FRACTION = 0.25
-# Answers that ask the client to come back later; nothing is wrong with the session.
-WAIT_STATUSES = frozenset({429, 503})
-DEFAULT_RETRY_AFTER = 1.0
-
-
-def retry_after(response: httpx.Response) -> float:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date, RFC 9110 10.2.3)."""
-    value = response.headers.get("Retry-After", "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def session_ended(response: httpx.Response) -> bool:
-    """True for `invalid_grant`: the refresh token is dead (logout, revocation, expiry).
-    Every other refusal (429, 503, a proxy's 502) leaves the session as it was."""
-    if response.status_code != 400:
-        return False
-    try:
-        return bool(response.json().get("error") == "invalid_grant")
-    except (ValueError, AttributeError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -106,6 +46,16 @@ class _Tokens:
 
 
 class AuthapiAuth(httpx.Auth):
+    """Bearer tokens from authapi for every request of an `httpx.Client` or
+    `httpx.AsyncClient`, the same instance shared by all of a service's requests.
+
+    `token_url` is authapi's `POST /token`; `username` and `password` are the account's.
+    `scope`, when given, is asked for at login and refresh (default: the server's).
+    `refresh_margin` is how many seconds before expiry a request refreshes first (at
+    most a quarter of the token's lifetime). `clock` measures that time; tests pass a
+    clock of their own.
+    """
+
     def __init__(
         self,
         token_url: str,
@@ -131,6 +81,7 @@ class AuthapiAuth(httpx.Auth):
 
     @property
     def access_token(self) -> str | None:
+        """The current access token, None before the first login."""
         return self._tokens.access if self._tokens else None
 
     # -- the flow, shared by both clients -----------------------------------------
