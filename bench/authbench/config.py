@@ -92,7 +92,7 @@ def make_config(
             login_seconds=2,
             flood_logins=50,
             flood_idle_requests=200,
-            quiet_wait_seconds=0.0,
+            quiet_wait_seconds=1.0,  # one look: the code path of the full run
             server_cpu=server_cpu,
             client_cpu=client_cpu,
             output_dir=output_dir or WORK_DIR / "quick",

@@ -298,8 +298,8 @@ def measure(config: BenchConfig, result: ScenarioResult) -> None:
         )
         found += [f"run {number}: {problem}" for problem in problems(figures, flood_result)]
     result.commands.append(
-        f"(driver) authbench/scenarios/login_flood.py: {config.flood_logins} logins at once "
-        f"over asyncio streams on uvloop, a connection each; authbench/probe.py: "
+        f"(driver) authbench/flooding.py: {config.flood_logins} logins at once over "
+        f"asyncio streams on uvloop, a connection each; authbench/probe.py: "
         f"{PROBE_LOOPS} keep-alive loops of GET /whoami, {PROBE_RATE:g}/s, in a process "
         f"of its own; both on CPU {config.client_cpu}"
     )
