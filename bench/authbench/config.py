@@ -34,6 +34,9 @@ class BenchConfig:
     scale_large: int
     prune_rows: int
     login_seconds: int
+    flood_logins: int  # concurrent logins of the login flood
+    flood_idle_requests: int  # /whoami probe requests before the flood
+    quiet_wait_seconds: float  # before each flood run, wait up to this for a quiet machine
     server_cpu: int | None
     client_cpu: int | None
     output_dir: Path  # RESULTS.md and the raw JSON go here
@@ -87,6 +90,9 @@ def make_config(
             scale_large=20_000,
             prune_rows=20_000,
             login_seconds=2,
+            flood_logins=50,
+            flood_idle_requests=200,
+            quiet_wait_seconds=1.0,  # one look: the code path of the full run
             server_cpu=server_cpu,
             client_cpu=client_cpu,
             output_dir=output_dir or WORK_DIR / "quick",
@@ -104,6 +110,9 @@ def make_config(
         scale_large=1_000_000,
         prune_rows=1_000_000,
         login_seconds=6,
+        flood_logins=500,
+        flood_idle_requests=2_000,
+        quiet_wait_seconds=10.0,
         server_cpu=server_cpu,
         client_cpu=client_cpu,
         output_dir=output_dir or BENCH_DIR,

@@ -20,12 +20,20 @@ class HttpError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
 class Connection:
     """One keep-alive connection; requests on it go one after another."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
+        self.sent_at = 0.0  # monotonic s at which the last request was handed to the socket
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -36,29 +44,42 @@ class Connection:
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes]:
+        reply = await self.exchange(method, path, body, headers)
+        return reply.status, reply.body
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """`request`, with the answer's headers."""
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         assert self._reader is not None  # noqa: S101 - opened together
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         lines.append(f"Content-Length: {len(body)}")
+        # A request this small goes to the socket within write() (the loop tries at once),
+        # so the time after it is when it was sent, without the await of a drain().
         self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        self.sent_at = time.monotonic()
         status_line = await self._reader.readline()
         if not status_line:
             raise HttpError("connection closed by the server")
         status = int(status_line.split()[1])
-        length = 0
+        found: dict[str, str] = {}
         while True:
             line = await self._reader.readline()
             if line in (b"\r\n", b""):
                 break
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                raise HttpError("chunked responses are not supported")
-        return status, await self._reader.readexactly(length)
+            name, _, value = line.decode("latin-1").partition(":")
+            found[name.strip().lower()] = value.strip()
+        if "transfer-encoding" in found:
+            raise HttpError("chunked responses are not supported")
+        length = int(found.get("content-length", "0"))
+        return Reply(status, found, await self._reader.readexactly(length))
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -13,8 +14,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,6 +24,10 @@ from authbench.config import PEER_DIR, PEER_VENV_BIN, REFRESH_SECRET, VENV_BIN, 
 
 READY_DEADLINE = 30.0
 STOP_DEADLINE = 15.0
+_SETTINGS_SCRIPT = (
+    "import json, sys; from authapi.config import Settings; settings = Settings(_env_file=None); "
+    "print(json.dumps({name: getattr(settings, name) for name in sys.argv[1:]}, default=str))"
+)
 _running: list[Server] = []
 
 
@@ -168,6 +174,17 @@ def authapi_env(data_dir: Path, database_url: str | None, **extra: str) -> dict[
         env["AUTHAPI_DATABASE_URL"] = database_url
     env.update(extra)
     return env
+
+
+def authapi_settings(config: BenchConfig, env: Mapping[str, str], *names: str) -> dict[str, Any]:
+    """These settings as `authapi serve` with `env` reads them: in a process pinned as the
+    servers are, since some defaults follow the CPUs a process may use (hash_workers)."""
+    command = pinned([str(VENV_BIN / "python"), "-c", _SETTINGS_SCRIPT, *names], config.server_cpu)
+    done = subprocess.run(
+        command, env=dict(env), capture_output=True, text=True, check=True, timeout=60
+    )
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
 
 
 def authapi(config: BenchConfig, name: str, database_url: str | None, **extra: str) -> Server:

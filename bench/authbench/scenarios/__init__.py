@@ -8,7 +8,17 @@ from dataclasses import dataclass
 
 from authbench.config import BenchConfig
 from authbench.results import ScenarioResult
-from authbench.scenarios import access, login, peer, prune, refresh, revocation, scale, soak
+from authbench.scenarios import (
+    access,
+    login,
+    login_flood,
+    peer,
+    prune,
+    refresh,
+    revocation,
+    scale,
+    soak,
+)
 
 
 @dataclass(frozen=True)
@@ -19,5 +29,5 @@ class Scenario:
 
 SCENARIOS: dict[str, Scenario] = {
     module.__name__.rsplit(".", 1)[1]: Scenario(module.describe, module.measure)
-    for module in (access, peer, refresh, scale, login, prune, revocation, soak)
+    for module in (access, peer, refresh, scale, login, login_flood, prune, revocation, soak)
 }

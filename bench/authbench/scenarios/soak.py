@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import uvloop
-from login_flood import status_kib
 
 from authbench import accounts, servers
 from authbench.config import BenchConfig
 from authbench.httpload import Connection, HttpError
+from authbench.procfs import status_kib
 from authbench.refreshing import JSON, address
 from authbench.results import Figure, ScenarioResult
 
