@@ -531,11 +531,11 @@ class TestHelp:
         assert "answer a request with 503 at once" in help_text
         assert "(uvicorn's limit_concurrency); unset, no limit" in help_text
 
-    def test_top_level_points_to_the_configuration_section(self, tmp_path: Path) -> None:
+    def test_top_level_points_to_the_configuration_reference(self, tmp_path: Path) -> None:
         result = run_authapi("--help", env=authapi_env(None, tmp_path), cwd=tmp_path)
 
         assert result.returncode == 0
-        assert "the README's Configuration section" in " ".join(result.stdout.split())
+        assert "every one is in docs/configuration.md" in " ".join(result.stdout.split())
 
 
 class TestPortInUse:

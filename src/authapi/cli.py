@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         epilog=(
             "Settings come from AUTHAPI_* environment variables (and a .env file in the "
-            "working directory): see the README's Configuration section."
+            "working directory): every one is in docs/configuration.md."
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
