@@ -1,69 +1,44 @@
-"""Test harness: every test that takes `client` runs on PostgreSQL and on SQLite.
+"""Test harness: every test that takes `client` or `db_session` runs on PostgreSQL and
+on SQLite.
 
-Schemas come from the migrations (once per run, on freshly created databases); each
-test starts from empty tables. PostgreSQL must be reachable: an unreachable server
-fails the run, it never skips it.
+Schemas come from the migrations (once per run, on freshly created databases). A test
+of the whole app (`client`, `app`, `context`) starts from empty tables; a service-level
+test (`db_session`) gets a session whose writes are all rolled back at its end. The
+helpers themselves are in tests/support/. PostgreSQL must be reachable: an unreachable
+server fails the run, it never skips it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import delete
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from authapi import migrate
 from authapi.app import create_app
 from authapi.audit.models import AuditEvent
-from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.context import AppContext
+from authapi.db import create_engine
 from authapi.sessions.models import LoginSession
-from authapi.signing.models import StoredSigningKey
 from authapi.users.models import User
+from tests.support.clock import FakeClock
+from tests.support.database import (
+    POSTGRES_URL,
+    clear_signing_keys,
+    recreate_postgres_database,
+    rolled_back_session,
+)
+from tests.support.settings import make_settings
 
-# The server to test against; each test run makes its own database there (named after
-# the process, so that runs side by side do not collide) and drops it at the end.
-POSTGRES_SERVER_URL = os.environ.get(
-    "AUTHAPI_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
-POSTGRES_URL = (
-    make_url(POSTGRES_SERVER_URL)
-    .set(database=f"authapi_test_{os.getpid()}")
-    .render_as_string(hide_password=False)
-)
 BACKENDS = ["sqlite", "postgresql"]
-
-
-async def recreate_postgres_database(url: str, *, create: bool = True) -> None:
-    """Drop (and create again) the database named in `url`, connecting to the server's
-    `postgres` database to do it."""
-    parsed = make_url(url)
-    admin = make_url(POSTGRES_SERVER_URL).set(drivername="postgresql")
-    try:
-        connection = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=10)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise RuntimeError(
-            f"PostgreSQL is unreachable at {parsed.host}:{parsed.port} ({exc}); "
-            "the tests need it (set AUTHAPI_TEST_POSTGRES_URL to point elsewhere)"
-        ) from exc
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-        if create:
-            await connection.execute(f'CREATE DATABASE "{parsed.database}"')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -95,15 +70,6 @@ def database_url(backend: str, database_urls: dict[str, str]) -> str:
     return database_urls[backend]
 
 
-def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
-    return Settings(
-        _env_file=None,
-        database_url=database_url,
-        data_dir=data_dir,
-        **overrides,  # type: ignore[arg-type]
-    )
-
-
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     """Override in a test module or class to change the app's settings."""
@@ -115,32 +81,9 @@ def settings(database_url: str, data_dir: Path, settings_overrides: dict[str, ob
     return make_settings(database_url, data_dir, **settings_overrides)
 
 
-class FakeClock(Clock):
-    """The app's clock, moved by tests instead of sleeping."""
-
-    def __init__(self) -> None:
-        self._offset = timedelta()
-
-    def now(self) -> datetime:
-        return super().now() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        self._offset += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-async def clear_signing_keys(database_url: str) -> None:
-    """Empty the key table, so that the next app seeds it from its own settings."""
-    engine = create_async_engine(database_url, poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(delete(StoredSigningKey))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -168,3 +111,21 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture
+async def db_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The app's engine for the test's database, without the app around it."""
+    engine = create_engine(settings)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """For service-level tests: a session on the test's database whose writes, commits
+    included, are rolled back when the test ends (tests/support/database.py)."""
+    async with rolled_back_session(db_engine) as session:
+        yield session

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,44 +22,16 @@ from authapi.context import AppContext
 from authapi.db import transaction
 from authapi.sessions.models import LoginSession
 from authapi.users.models import User
-from tests.conftest import POSTGRES_URL, recreate_postgres_database
-from tests.factories import PASSWORD, bearer, login, new_email, register
-
-# Bounds, not delays: a healthy run finishes each step in a fraction of these.
-COMMAND_TIMEOUT = 60.0
-SERVER_START_TIMEOUT = 30.0
-
-
-def authapi_env(database_url: str | None, data_dir: Path) -> dict[str, str]:
-    """The caller's environment without its `AUTHAPI_*` settings, plus the test's."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHAPI_")}
-    env["AUTHAPI_DATA_DIR"] = str(data_dir)
-    if database_url is not None:
-        env["AUTHAPI_DATABASE_URL"] = database_url
-    return env
-
-
-def run_authapi(
-    *args: str, env: dict[str, str], cwd: Path, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    # cwd: a directory without a `.env`, so a developer's settings cannot leak in.
-    return subprocess.run(  # noqa: S603 - our own command, fixed arguments
-        [sys.executable, "-m", "authapi", *args],
-        input=stdin if stdin is not None else "",
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support.database import POSTGRES_URL, recreate_postgres_database
+from tests.support.factories import PASSWORD, bearer, login, new_email, register
+from tests.support.servers import (
+    COMMAND_TIMEOUT,
+    SERVER_START_TIMEOUT,
+    authapi_env,
+    free_port,
+    run_authapi,
+    serving,
+)
 
 
 async def user_by_email(context: AppContext, email: str) -> User | None:
@@ -235,83 +202,6 @@ class TestPrune:
         # The real login is untouched and still refreshes.
         response = await client.post("/refresh", json={"refresh_token": logged_in["refresh_token"]})
         assert response.status_code == 200, response.text
-
-
-@dataclass
-class Server:
-    base_url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        with httpx.Client(base_url=self.base_url, timeout=1.0) as http:
-            while True:
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"authapi serve not healthy in time:\n{self.log()}")
-                try:
-                    # Waiting on the process is the pause between polls; it notices a crash.
-                    self.process.wait(timeout=0.1)
-                except subprocess.TimeoutExpired:
-                    continue
-                pytest.fail(f"authapi serve exited with {self.process.returncode}:\n{self.log()}")
-
-
-@contextmanager
-def serving(
-    database_url: str,
-    data_dir: Path,
-    cwd: Path,
-    *,
-    port: int | None = None,
-    env: Mapping[str, str] | None = None,
-    workers: int = 1,
-    wrapper: Sequence[str] = (),
-    serve_args: Sequence[str] = (),
-) -> Iterator[Server]:
-    """`authapi serve` as a real process, healthy; stopped with SIGTERM on the way out.
-
-    `port`: for settings that must name it before the start (`AUTHAPI_ISSUER`); a free
-    one by default. `env`: more environment variables, e.g. `AUTHAPI_*` settings.
-    `wrapper`: a command that runs it, e.g. one that drops privileges. `serve_args`:
-    more options of `serve`."""
-    if port is None:
-        port = free_port()
-    log_path = cwd / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
-            [
-                *wrapper,
-                *(sys.executable, "-m", "authapi", "serve"),
-                *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
-                *serve_args,
-            ],
-            env={**authapi_env(database_url, data_dir), **(env or {})},
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        server.wait_until_healthy()
-        yield server
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=COMMAND_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=COMMAND_TIMEOUT)
 
 
 class TestServe:
@@ -581,30 +471,13 @@ class TestServeStops:
         """With several workers the supervisor exits normally after a SIGTERM, and the
         interpreter's exit collected garbage over the whole app it had imported (some
         120,000 objects): 1.2 s to 1.5 s of the ~2 s an idle server took to stop."""
-        port = free_port()
-        log_path = tmp_path / "serve.log"
-        with log_path.open("w") as log:
-            process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
-                [
-                    *(sys.executable, "-c", COUNT_AT_EXIT, "serve"),
-                    *("--host", "127.0.0.1", "--port", str(port), "--workers", "2"),
-                ],
-                env=authapi_env(database_url, data_dir),
-                cwd=tmp_path,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = Server(f"http://127.0.0.1:{port}", process, log_path)
-        try:
-            server.wait_until_healthy()
-            process.terminate()
-            process.wait(timeout=COMMAND_TIMEOUT)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=COMMAND_TIMEOUT)
+        with serving(
+            database_url, data_dir, tmp_path, workers=2, entry=("-c", COUNT_AT_EXIT)
+        ) as server:
+            server.process.terminate()
+            server.process.wait(timeout=COMMAND_TIMEOUT)
 
+        process = server.process
         assert process.returncode == 0, server.log()
         assert server.log().count("Application shutdown complete") == 2  # both workers
         [line] = [line for line in server.log().splitlines() if "objects left" in line]

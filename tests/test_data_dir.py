@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from authapi.app import create_app
 from authapi.config import Settings
 from authapi.signing.keys import load_key_file
-from tests.conftest import clear_signing_keys, make_settings
-from tests.signing.test_keys import write_pem
-from tests.test_cli import authapi_env, run_authapi, serving
+from tests.support.database import clear_signing_keys
+from tests.support.keys import write_pem
+from tests.support.servers import authapi_env, run_authapi, serving
+from tests.support.settings import make_settings
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_cli import free_port
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_PATHS = re.compile(r"(?<![\w.-])/(opt/venv|build|wheels|data|app)(?=[/\s\"':]|$)")

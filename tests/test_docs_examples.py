@@ -26,10 +26,10 @@ from sqlalchemy.pool import NullPool
 
 from authapi.sessions.models import LoginSession
 from authapi.users.models import User
-from tests.conftest import clear_signing_keys
-from tests.factories import PASSWORD
+from tests.support.database import clear_signing_keys
 from tests.support.docs_pages import ROOT, blocks, example, pages
-from tests.test_cli import authapi_env, free_port, run_authapi, serving
+from tests.support.factories import PASSWORD
+from tests.support.servers import authapi_env, free_port, run_authapi, serving
 
 # Blocks that cannot run in the test suite, and why; everything else runs below.
 NOT_RUN = {

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
 from authapi.users.models import User
-from tests.factories import bearer, login, registered_login
+from tests.support.factories import bearer, login, registered_login
 
 HOSTILE_STRINGS = [
     "' OR '1'='1",

@@ -38,7 +38,8 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.schemas import BaseSchema
 
 from authapi.context import AppContext
-from tests.factories import PASSWORD, bearer, register, update_user
+from tests.support.factories import PASSWORD, bearer, register, update_user
+from tests.support.settings import CHEAP_HASHES
 
 BASE_URL = "http://testserver"
 # Examples per operation and generation phase; each operation also gets schemathesis'
@@ -111,8 +112,7 @@ def settings_overrides() -> dict[str, object]:
         # The fuzzer sends far more requests per second than any limit allows.
         "rate_limit_enabled": False,
         # Cheap hashes: every valid registration and login hashes a password.
-        "argon2_memory_cost": 1024,
-        "argon2_time_cost": 1,
+        **CHEAP_HASHES,
     }
 
 

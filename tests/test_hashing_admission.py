@@ -15,8 +15,15 @@ from sqlalchemy import func, select
 from authapi.context import AppContext
 from authapi.middleware import MAX_BODY_BYTES
 from authapi.users.models import User
-from tests.factories import PASSWORD, hashing_blocked, new_email, refresh, registered_login
-from tests.test_metrics import METRICS_TOKEN, Change
+from tests.support.factories import (
+    PASSWORD,
+    hashing_blocked,
+    new_email,
+    password_form,
+    refresh,
+    registered_login,
+)
+from tests.support.metrics import METRICS_TOKEN, Change
 
 BUSY = {
     "error": "temporarily_unavailable",
@@ -61,10 +68,6 @@ async def hasher_full(client: httpx.AsyncClient, context: AppContext) -> AsyncIt
         # Awaited even when the test failed, so that no request outlives the app.
         if waiting is not None:
             assert (await waiting).status_code == 200  # it logs in once the thread is free
-
-
-def password_form(email: str) -> dict[str, str]:
-    return {"grant_type": "password", "username": email, "password": PASSWORD}
 
 
 def assert_busy(response: httpx.Response) -> None:

@@ -16,9 +16,10 @@ from authapi import migrate
 from authapi.app import create_app
 from authapi.context import AppContext
 from authapi.signing import published
-from tests.conftest import POSTGRES_SERVER_URL, POSTGRES_URL, make_settings
-from tests.factories import PASSWORD, bearer, register, registered_login
-from tests.test_cli import serving
+from tests.support.database import POSTGRES_SERVER_URL, POSTGRES_URL
+from tests.support.factories import PASSWORD, bearer, register, registered_login
+from tests.support.servers import serving
+from tests.support.settings import make_settings
 
 # Runs a command as root without any capability: file modes then bind it as they bind
 # any user (the tests run as root, whom they do not bind). Dropping to another user

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
 from authapi.users.models import User
-from tests.factories import (
+from tests.support.factories import (
     PASSWORD,
     bearer,
     login,
@@ -24,6 +24,7 @@ from tests.factories import (
     registered_login,
     update_user,
 )
+from tests.support.settings import CHEAP_HASHES
 
 # NUL (which PostgreSQL cannot store), other C0 controls, DEL and C1 controls.
 URL_CONTROLS = ["\x00", "\n", "\x7f", "\x85"]
@@ -62,8 +63,7 @@ async def count(context: AppContext, model: type[User] | type[AuditEvent]) -> in
 def settings_overrides() -> dict[str, object]:
     return {
         "rate_limit_enabled": False,
-        "argon2_memory_cost": 1024,
-        "argon2_time_cost": 1,
+        **CHEAP_HASHES,
         # The test client's peer, so that X-Forwarded-For is believed.
         "trusted_proxies": ["127.0.0.1"],
     }

@@ -17,16 +17,17 @@ import httpx
 import pytest
 
 from authapi import logs
-from tests.conftest import FakeClock
-from tests.factories import PASSWORD, bearer, login, refresh, register, registered_login
-from tests.test_cli import free_port, serving
+from tests.support.clock import FakeClock
+from tests.support.factories import PASSWORD, bearer, login, refresh, register, registered_login
+from tests.support.servers import free_port, serving
+from tests.support.settings import CHEAP_HASHES
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"argon2_memory_cost": 1024, "argon2_time_cost": 1}
+    return {**CHEAP_HASHES}
 
 
 @pytest.fixture
@@ -105,7 +106,7 @@ class TestRequestId:
 
     @pytest.mark.parametrize(
         "settings_overrides",
-        [{"argon2_memory_cost": 1024, "argon2_time_cost": 1, "refresh_reuse_grace": 0}],
+        [{**CHEAP_HASHES, "refresh_reuse_grace": 0}],
     )
     async def test_every_line_of_a_request_carries_its_id(
         self, client: httpx.AsyncClient, json_lines: io.StringIO, clock: FakeClock
@@ -322,7 +323,7 @@ async def whole_flow(
 class TestNoSecretsInLogs:
     @pytest.mark.parametrize(
         "settings_overrides",
-        [{"argon2_memory_cost": 1024, "argon2_time_cost": 1, "refresh_reuse_grace": 0}],
+        [{**CHEAP_HASHES, "refresh_reuse_grace": 0}],
     )
     async def test_in_process_at_debug(
         self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, clock: FakeClock

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from authapi import metrics_export
@@ -26,8 +25,8 @@ from authapi.db import transaction
 from authapi.errors import RefreshTokenReused
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
-from tests.conftest import FakeClock, make_settings
-from tests.factories import (
+from tests.support.clock import FakeClock
+from tests.support.factories import (
     PASSWORD,
     bearer,
     hashing_blocked,
@@ -36,50 +35,10 @@ from tests.factories import (
     register,
     registered_login,
 )
-from tests.signing.test_keys import KEK
-from tests.test_cli import serving
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-METRICS_TOKEN = "scrape-secret-0123"  # noqa: S105 - a test's own
-
-
-def parse(text: str) -> Samples:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-async def scrape(client: httpx.AsyncClient) -> Samples:
-    response = await client.get("/metrics", headers=bearer(METRICS_TOKEN))
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain; version=")
-    return parse(response.text)
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-class Change:
-    """The difference in one metric between two scrapes."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-        self.before: Samples = {}
-        self.after: Samples = {}
-
-    async def __aenter__(self) -> Change:
-        self.before = await scrape(self.client)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.after = await scrape(self.client)
-
-    def __call__(self, name: str, **labels: str) -> float:
-        return value(self.after, name, **labels) - value(self.before, name, **labels)
-
+from tests.support.keys import KEK
+from tests.support.metrics import METRICS_TOKEN, Change, Samples, parse, scrape, value
+from tests.support.servers import serving
+from tests.support.settings import CHEAP_HASHES, make_settings
 
 LOGINS = "authapi_logins_total"
 REVOCATIONS = "authapi_session_revocations_total"
@@ -89,7 +48,7 @@ DURATION_COUNT = "authapi_http_request_duration_seconds_count"
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"argon2_memory_cost": 1024, "argon2_time_cost": 1}
+    return {**CHEAP_HASHES}
 
 
 @pytest.fixture
@@ -220,8 +179,7 @@ class TestRateLimited:
     @pytest.fixture
     def settings_overrides(self) -> dict[str, object]:
         return {
-            "argon2_memory_cost": 1024,
-            "argon2_time_cost": 1,
+            **CHEAP_HASHES,
             "rate_limit_register": "1/hour",
             "rate_limit_login_failures": "2/15 minutes",
         }

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.factories import PASSWORD, bearer, register, registered_login
+from tests.support.factories import PASSWORD, bearer, register, registered_login
 
 
 class TestSizeLimits:

@@ -19,7 +19,7 @@ import authapi.sessions.models
 import authapi.users.models  # noqa: F401 - registers the tables on the metadata
 from authapi import migrate
 from authapi.db import Base
-from tests.conftest import POSTGRES_URL, recreate_postgres_database
+from tests.support.database import POSTGRES_URL, recreate_postgres_database
 
 MODEL_TABLES = frozenset(Base.metadata.tables)
 

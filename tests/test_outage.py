@@ -39,8 +39,8 @@ from authapi import migrate
 from authapi.app import create_app
 from authapi.context import AppContext
 from authapi.sessions.rotation import RefreshTokenCodec
-from tests.conftest import make_settings
-from tests.factories import PASSWORD, bearer, login, register
+from tests.support.factories import PASSWORD, bearer, login, register
+from tests.support.settings import make_settings
 
 PG_BIN = Path(os.environ.get("AUTHAPI_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 # PostgreSQL refuses to run as root: as root, its binaries run as this OS user.

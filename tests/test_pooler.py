@@ -33,10 +33,19 @@ from authapi.app import create_app
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.db import create_engine
-from tests.conftest import FakeClock, make_settings
-from tests.factories import PASSWORD, bearer, login, refresh, register, registered_login
-from tests.revocations.test_instant import log_out, wait_until
-from tests.test_cli import free_port, serving
+from tests.support.clock import FakeClock
+from tests.support.factories import (
+    PASSWORD,
+    bearer,
+    log_out,
+    login,
+    refresh,
+    register,
+    registered_login,
+)
+from tests.support.servers import free_port, serving
+from tests.support.settings import CHEAP_HASHES, make_settings
+from tests.support.waiting import wait_until
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
@@ -111,8 +120,7 @@ def pooled_settings(database_url: str, data_dir: Path, port: int, **overrides: o
         "database_pooler": "transaction",
         "listen_database_url": database_url,
         "rate_limit_enabled": False,
-        "argon2_memory_cost": 1024,
-        "argon2_time_cost": 1,
+        **CHEAP_HASHES,
     }
     return make_settings(_through(database_url, port), data_dir, **{**values, **overrides})
 

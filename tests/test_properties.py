@@ -25,7 +25,8 @@ from authapi.oauth.service import resolve_scope
 from authapi.sessions.rotation import RefreshTokenClaims, RefreshTokenCodec
 from authapi.signing.keys import KeySet, PrivateKey, SigningKey, algorithm_for, thumbprint
 from authapi.users.emails import normalize_email
-from tests.factories import bearer, login, register, update_user
+from tests.support.factories import bearer, login, register, update_user
+from tests.support.settings import CHEAP_HASHES
 
 PURE = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 # Through the app: each example is a request (or a few), on both databases.
@@ -262,7 +263,7 @@ class TestResolveScope:
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"rate_limit_enabled": False, "argon2_memory_cost": 1024, "argon2_time_cost": 1}
+    return {"rate_limit_enabled": False, **CHEAP_HASHES}
 
 
 FORM_ENDPOINTS = ["/token", "/revoke"]
@@ -408,8 +409,7 @@ class TestEveryOperation:
         # X-Forwarded-For believed, so its values reach the sessions and the audit trail.
         return {
             "rate_limit_enabled": False,
-            "argon2_memory_cost": 1024,
-            "argon2_time_cost": 1,
+            **CHEAP_HASHES,
             "trusted_proxies": ["127.0.0.1"],
         }
 

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.factories import PASSWORD, bearer, login, register
-from tests.instances import instances
-from tests.test_cli import COMMAND_TIMEOUT, authapi_env, run_authapi, serving
-
-REDIS_URL = "redis://127.0.0.1:6379"
+from tests.support.factories import PASSWORD, bearer, login, register
+from tests.support.redis import REDIS_URL
+from tests.support.servers import COMMAND_TIMEOUT, authapi_env, instances, run_authapi, serving
 
 
 async def test_a_client_alternating_between_two_instances(

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from authapi.context import AppContext
 from authapi.signing.keys import PrivateKey
-from tests.factories import bearer, registered_login
+from tests.support.factories import bearer, registered_login
 
 
 def b64(data: bytes) -> str:

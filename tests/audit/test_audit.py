@@ -12,17 +12,17 @@ from sqlalchemy import select, update
 
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
-from tests.conftest import FakeClock
-from tests.factories import (
+from tests.support.clock import FakeClock
+from tests.support.factories import (
     PASSWORD,
     bearer,
     login,
+    make_admin,
     refresh,
     register,
     registered_login,
-    update_user,
 )
-from tests.test_cli import authapi_env, run_authapi
+from tests.support.servers import authapi_env, run_authapi
 
 
 async def events(context: AppContext) -> list[AuditEvent]:
@@ -32,12 +32,6 @@ async def events(context: AppContext) -> list[AuditEvent]:
 
 async def event_names(context: AppContext) -> list[str]:
     return [e.event for e in await events(context)]
-
-
-async def make_admin(client: httpx.AsyncClient, context: AppContext) -> dict[str, Any]:
-    user = await register(client)
-    await update_user(context, user, role="admin")
-    return await login(client, user["email"])
 
 
 class TestRecording:
@@ -158,7 +152,7 @@ class TestAdminAudit:
     ) -> None:
         alice, _ = await registered_login(client)
         await registered_login(client)
-        admin = await make_admin(client, context)
+        _, admin = await make_admin(client, context)
         response = await client.get("/admin/audit", headers=bearer(admin))
         assert response.status_code == 200
         assert response.headers["cache-control"] == "no-store"
@@ -186,7 +180,7 @@ class TestAdminAudit:
     async def test_pagination(self, client: httpx.AsyncClient, context: AppContext) -> None:
         for _ in range(3):
             await registered_login(client)
-        admin = await make_admin(client, context)
+        _, admin = await make_admin(client, context)
         seen: list[int] = []
         params: dict[str, Any] = {"limit": 3}
         for _ in range(10):
@@ -212,7 +206,7 @@ class TestAdminAudit:
     async def test_bad_filters_are_422(
         self, client: httpx.AsyncClient, context: AppContext, params: dict[str, Any]
     ) -> None:
-        admin = await make_admin(client, context)
+        _, admin = await make_admin(client, context)
         response = await client.get("/admin/audit", params=params, headers=bearer(admin))
         assert response.status_code == 422
         assert response.json()["error"] == "invalid_request"

@@ -30,9 +30,9 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.browser import ARTIFACTS, TIMEOUT_MS, bounded, chromium, offline_context, text_of
-from tests.factories import PASSWORD
-from tests.test_cli import Server, free_port, serving
+from tests.support.browser import ARTIFACTS, TIMEOUT_MS, bounded, chromium, offline_context, text_of
+from tests.support.factories import PASSWORD
+from tests.support.servers import Server, free_port, serving
 
 # Short, so that the access token expires during the test: the page refreshes it when a
 # fifth of its lifetime is left, every 2.4 s.

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Error, Request, expect
 
-from tests.browser import chromium, offline_context, text_of
-from tests.factories import PASSWORD
-from tests.test_cli import Server, serving
+from tests.support.browser import chromium, offline_context, text_of
+from tests.support.factories import PASSWORD
+from tests.support.servers import Server, serving
 
 
 @pytest.fixture

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,11 +17,9 @@ from sqlalchemy import func, select
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
 from authapi_client import AuthapiAuth, AuthapiError, AuthapiUnavailable
-from tests.factories import PASSWORD, register
-from tests.test_cli import free_port, serving
-
-# Seconds: how long a throwaway Redis may take to start answering.
-REDIS_START_DEADLINE = 10.0
+from tests.support.factories import PASSWORD, register
+from tests.support.redis import ThrowawayRedis, throwaway_redis
+from tests.support.servers import serving
 
 
 class FakeMonotonic:
@@ -74,55 +69,6 @@ def auth_for(user: dict[str, str], clock: FakeMonotonic) -> AuthapiAuth:
     return AuthapiAuth(
         "http://testserver/token", username=user["email"], password=PASSWORD, clock=clock
     )
-
-
-class ThrowawayRedis:
-    """A Redis server of the test's own, on a free port, that the test can stop (an
-    outage of the rate-limit storage) and start again on the same port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(  # noqa: S603 - fixed arguments of our own
-            [  # noqa: S607 - Debian's redis-server, as the CI machine has it
-                *("redis-server", "--bind", "127.0.0.1", "--port", str(self.port)),
-                *("--save", "", "--appendonly", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(int(REDIS_START_DEADLINE * 20)):
-            ping = subprocess.run(  # noqa: S603
-                ["redis-cli", "-p", str(self.port), "ping"],  # noqa: S607
-                capture_output=True,
-                check=False,
-            )
-            if ping.stdout.strip() == b"PONG":
-                return
-            if self._process.poll() is not None:
-                break
-            time.sleep(0.05)  # a readiness poll, bounded above; no timing is under test
-        self.stop()
-        raise RuntimeError(f"redis-server did not come up on port {self.port}")
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=REDIS_START_DEADLINE)
-            self._process = None
-
-
-@contextmanager
-def throwaway_redis() -> Iterator[ThrowawayRedis]:
-    redis = ThrowawayRedis()
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 class TestAsyncClient:

@@ -17,8 +17,8 @@ from sqlalchemy.pool import NullPool
 
 from authapi.app import create_app
 from authapi.issuer.models import RecordedIssuer
-from tests.conftest import make_settings
-from tests.test_cli import authapi_env, run_authapi
+from tests.support.servers import authapi_env, run_authapi
+from tests.support.settings import make_settings
 
 ONE = "https://one.example.com"
 TWO = "https://two.example.com"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from authapi.issuer.addresses import issuer_for_listen_address
-from tests.test_cli import serving
+from tests.support.servers import serving
 
 METADATA = "/.well-known/oauth-authorization-server"
 FOREIGN_HOST = "requests arrive for host"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.factories import PASSWORD, bearer, register
+from tests.support.factories import PASSWORD, bearer, register
 
 COOKIE = "__Host-authapi-refresh"
 MODE = {"X-Token-Delivery": "cookie"}

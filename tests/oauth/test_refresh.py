@@ -10,8 +10,8 @@ import pytest
 
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
-from tests.conftest import FakeClock
-from tests.factories import bearer, refresh, registered_login, update_user
+from tests.support.clock import FakeClock
+from tests.support.factories import bearer, refresh, registered_login, update_user
 
 
 async def stored_session(context: AppContext, session_id: str) -> LoginSession:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import PASSWORD, bearer, login, refresh, register
+from tests.support.factories import PASSWORD, bearer, login, refresh, register
 
 
 async def two_sessions(

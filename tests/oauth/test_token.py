@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
-from tests.factories import (
+from tests.support.factories import (
     PASSWORD,
     bearer,
     hashing_blocked,

@@ -13,22 +13,17 @@ from asgi_lifespan import LifespanManager
 
 from authapi.app import create_app
 from authapi.context import AppContext
-from tests.conftest import make_settings
-from tests.factories import PASSWORD, bearer, hashing_blocked, register, registered_login
-
-REDIS_URL = "redis://127.0.0.1:6379"
-
-
-def assert_rate_limited(response: httpx.Response, window: int = 60) -> None:
-    assert response.status_code == 429, response.text
-    assert response.json()["error"] == "too_many_requests"
-    assert set(response.json()) == {"error", "error_description"}
-    assert 1 <= int(response.headers["retry-after"]) <= window
-
-
-def password_form(email: str, password: str = PASSWORD) -> dict[str, str]:
-    return {"grant_type": "password", "username": email, "password": password}
-
+from tests.support.factories import (
+    PASSWORD,
+    bearer,
+    hashing_blocked,
+    password_form,
+    register,
+    registered_login,
+)
+from tests.support.ratelimit import assert_rate_limited
+from tests.support.redis import REDIS_URL
+from tests.support.settings import make_settings
 
 Call = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 

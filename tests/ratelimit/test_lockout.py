@@ -13,12 +13,12 @@ from sqlalchemy import select
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
 from authapi.ratelimit.dependencies import DEVICE_COOKIE_MAX_AGE, SECURE_DEVICE_COOKIE
-from tests.factories import register
-from tests.ratelimit.test_limits import assert_rate_limited, password_form
+from tests.support.factories import password_form, register
+from tests.support.ratelimit import assert_rate_limited
+from tests.support.settings import CHEAP_HASHES
 
 ATTACKER = "203.0.113.66"
 OWNER = "198.51.100.7"
-CHEAP_HASHES: dict[str, Any] = {"argon2_memory_cost": 1024, "argon2_time_cost": 1}
 
 
 async def attempt(

@@ -18,17 +18,16 @@ from sqlalchemy import func, select
 from authapi.app import create_app
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
-from tests.conftest import make_settings
-from tests.factories import PASSWORD, register
-from tests.ratelimit.test_limits import REDIS_URL, password_form
+from tests.support.factories import PASSWORD, password_form, register
+from tests.support.redis import REDIS_URL
+from tests.support.settings import CHEAP_HASHES, make_settings
 
 GUESSES = 40
 LIMIT = 10
 # Cheap hashes, and room for every guess in the hash queue: only the throttle refuses.
 RACE_SETTINGS: dict[str, Any] = {
     "rate_limit_login_failures": f"{LIMIT}/15 minutes",
-    "argon2_memory_cost": 1024,
-    "argon2_time_cost": 1,
+    **CHEAP_HASHES,
     "hash_queue": 2 * GUESSES,
 }
 

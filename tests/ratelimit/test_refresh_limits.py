@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -14,11 +13,11 @@ from sqlalchemy import select
 
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
-from tests.factories import register
-from tests.ratelimit.test_limits import assert_rate_limited, password_form
+from tests.support.factories import password_form, register
+from tests.support.ratelimit import assert_rate_limited
+from tests.support.settings import CHEAP_HASHES
 
 OFFICE = "203.0.113.80"
-CHEAP_HASHES: dict[str, Any] = {"argon2_memory_cost": 1024, "argon2_time_cost": 1}
 
 Refresh = Callable[[httpx.AsyncClient, str], Awaitable[httpx.Response]]
 # The two ways to refresh, both from the office's address.

@@ -8,9 +8,7 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -18,61 +16,29 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from authapi.app import create_app
-from tests.conftest import make_settings
-from tests.test_cli import free_port
+from tests.support.redis import throwaway_redis
+from tests.support.settings import make_settings
 
-# Generous bounds that only stop a broken test from hanging; no speed is asserted.
-START_DEADLINE = 10.0
+# A generous bound that only stops a broken test from hanging; no speed is asserted.
 HANG_GUARD = 60.0
-
-
-@contextmanager
-def paused_redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of this test's own on a free port: (its URL, its process).
-    Always resumed and stopped on the way out."""
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - fixed arguments of our own
-        [  # noqa: S607 - Debian's redis-server, as CI has it
-            *("redis-server", "--bind", "127.0.0.1", "--port", str(port)),
-            *("--save", "", "--appendonly", "no"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        ping = ["redis-cli", "-p", str(port), "ping"]
-        for _ in range(int(START_DEADLINE * 20)):
-            result = subprocess.run(ping, capture_output=True, check=False)  # noqa: S603
-            if result.stdout.strip() == b"PONG":
-                break
-            if process.poll() is not None:
-                pytest.fail("redis-server exited at start")
-            time.sleep(0.05)  # a readiness poll, bounded above; no timing is under test
-        else:
-            pytest.fail(f"redis-server did not come up on port {port}")
-        yield f"redis://127.0.0.1:{port}", process
-    finally:
-        os.kill(process.pid, signal.SIGCONT)
-        process.terminate()
-        process.wait(timeout=START_DEADLINE)
 
 
 @pytest.fixture
 async def client_on_redis(
     database_url: str, data_dir: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, subprocess.Popen[bytes]]]:
-    with paused_redis_server() as (url, process):
+    with throwaway_redis() as redis:
         settings = make_settings(
             database_url,
             data_dir,
-            rate_limit_storage=url,
+            rate_limit_storage=redis.url,
             rate_limit_storage_timeout=0.2,
         )
         app = create_app(settings)
         async with LifespanManager(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                yield client, process
+                yield client, redis.process
 
 
 async def refresh_with_forged_token(client: httpx.AsyncClient) -> httpx.Response:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from authapi.context import AppContext
-from tests.factories import bearer, login, registered_login, statements_sent
+from tests.support.factories import bearer, login, registered_login, statements_sent
 
 
 @pytest.fixture

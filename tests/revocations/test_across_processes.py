@@ -16,9 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from authapi.revocations.feed import LISTENER_APPLICATION_NAME
-from tests.factories import bearer, registered_login
-from tests.instances import instances
-from tests.test_cli import Server
+from tests.support.factories import bearer, registered_login
+from tests.support.servers import Server, instances
 
 POLL_INTERVAL = 3.0  # on PostgreSQL: far above the 1 s that notifications must meet
 

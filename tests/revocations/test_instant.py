@@ -4,9 +4,7 @@ databases) and by notification (PostgreSQL)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,16 +22,19 @@ from authapi.revocations.feed import LISTENER_APPLICATION_NAME
 from authapi.revocations.registry import CLOCK_SKEW_MARGIN
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
-from tests.conftest import FakeClock, make_settings
-from tests.factories import (
+from tests.support.clock import FakeClock
+from tests.support.factories import (
     PASSWORD,
     bearer,
+    log_out,
     login,
     refresh,
     register,
     registered_login,
     update_user,
 )
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 
 @dataclass
@@ -47,11 +48,6 @@ class Scene:
 
 
 Revocation = Callable[[Scene], Awaitable[None]]
-
-
-async def log_out(client: httpx.AsyncClient, tokens: dict[str, Any]) -> None:
-    response = await client.post("/logout", json={"refresh_token": tokens["refresh_token"]})
-    assert response.status_code == 204, response.text
 
 
 async def _logout(scene: Scene) -> None:
@@ -145,16 +141,6 @@ async def other_instance(
         if not settings.is_sqlite:
             await wait_until(lambda: context.revocation_feed.listening)
         yield context
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> float:
-    """Seconds until `condition` holds; fails the test past `within`."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > within:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.005)
-    return time.monotonic() - started
 
 
 @pytest.mark.parametrize("revocation", list(REVOCATIONS), ids=list(REVOCATIONS))

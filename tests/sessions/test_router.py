@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.factories import bearer, login, register
+from tests.support.factories import bearer, login, register
 
 
 class TestListSessions:

@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from authapi.signing.keys import load_key_file
-from tests.conftest import clear_signing_keys
-from tests.signing.test_keys import KEK, write_pem, write_public_pem
-from tests.test_cli import authapi_env, free_port, run_authapi
+from tests.support.database import clear_signing_keys
+from tests.support.keys import KEK, write_pem, write_public_pem
+from tests.support.servers import authapi_env, free_port, run_authapi
 
 NOT_YET = 3  # the exit status of a step that is allowed later
 

@@ -9,33 +9,13 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pydantic import ValidationError
 
 from authapi.config import Settings
 from authapi.signing.keys import KeyConfigError, PrivateKey, load_keys, thumbprint
-from tests.factories import bearer, registered_login
-
-
-def write_pem(path: Path, key: PrivateKey) -> Path:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
-
-
-def write_public_pem(path: Path, key: PrivateKey) -> Path:
-    path.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return path
+from tests.support.factories import bearer, registered_login
+from tests.support.keys import KEK, write_pem, write_public_pem
 
 
 def settings_for(tmp_path: Path, **values: object) -> Settings:
@@ -124,10 +104,6 @@ class TestDevelopmentKey:
     def test_algorithm_is_selectable(self, tmp_path: Path, algorithm: str) -> None:
         keys = load_keys(settings_for(tmp_path, signing_algorithm=algorithm))
         assert keys.signing.algorithm == algorithm
-
-
-# A real key-encryption key: 32 random bytes, base64.
-KEK = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
 
 
 class TestProductionMode:

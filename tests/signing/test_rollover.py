@@ -42,10 +42,12 @@ from authapi.signing.models import KeyState, StoredSigningKey
 from authapi.signing.reload import read_keys
 from authapi.signing.rollover import MARGIN_SECONDS, KeyChangeRefused, KeyChangeTooEarly, Waits
 from authapi.signing.sealing import load_key_encryption_key, seal, unseal
-from tests.conftest import FakeClock, clear_signing_keys, make_settings
-from tests.factories import bearer, login, refresh, registered_login
-from tests.signing.test_keys import KEK, write_pem, write_public_pem
-from tests.test_cli import authapi_env, run_authapi, serving
+from tests.support.clock import FakeClock
+from tests.support.database import clear_signing_keys
+from tests.support.factories import bearer, login, refresh, registered_login
+from tests.support.keys import KEK, write_pem, write_public_pem
+from tests.support.servers import authapi_env, run_authapi, serving
+from tests.support.settings import make_settings
 
 JWKS_MAX_AGE = 10
 RELOAD_INTERVAL = 5.0

@@ -16,15 +16,18 @@ from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
 from authapi.users.models import User
-from tests.factories import (
+from tests.support.factories import (
     PASSWORD,
     bearer,
+    list_all,
     login,
+    make_admin,
     refresh,
     register,
     registered_login,
     update_user,
 )
+from tests.support.settings import CHEAP_HASHES
 
 _T = TypeVar("_T")
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
@@ -39,16 +42,7 @@ ENDPOINTS = [
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     # Many registrations and logins per test: no rate limit, cheap hashes.
-    return {"rate_limit_enabled": False, "argon2_memory_cost": 1024, "argon2_time_cost": 1}
-
-
-async def make_admin(
-    client: httpx.AsyncClient, context: AppContext, email: str | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A new admin and a fresh session of theirs: (user, token response)."""
-    user = await register(client, email)
-    await update_user(context, user, role="admin")
-    return user, await login(client, user["email"])
+    return {"rate_limit_enabled": False, **CHEAP_HASHES}
 
 
 async def patch_user(
@@ -82,22 +76,6 @@ async def assert_refused(client: httpx.AsyncClient, refresh_token: str) -> None:
     response = await refresh(client, refresh_token)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
-
-
-async def list_all(
-    client: httpx.AsyncClient, admin: dict[str, Any], **params: Any
-) -> list[list[dict[str, Any]]]:
-    """Every page of GET /admin/users, following next_after."""
-    pages: list[list[dict[str, Any]]] = []
-    for _ in range(20):
-        response = await client.get("/admin/users", params=params, headers=bearer(admin))
-        assert response.status_code == 200, response.text
-        body = response.json()
-        pages.append(body["items"])
-        if body["next_after"] is None:
-            return pages
-        params["after"] = body["next_after"]
-    raise AssertionError("pagination does not end")
 
 
 class TestAccess:

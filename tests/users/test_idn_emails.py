@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from authapi.context import AppContext
 from authapi.users.models import User
-from tests.factories import bearer, login, register
-from tests.users.test_admin import list_all, make_admin
+from tests.support.factories import bearer, list_all, login, make_admin, register
+from tests.support.settings import CHEAP_HASHES
 
 UNICODE = "bob@bücher.example"
 A_LABELS = "bob@xn--bcher-kva.example"
@@ -22,7 +22,7 @@ A_LABELS = "bob@xn--bcher-kva.example"
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     # Several logins per test: no rate limit, cheap hashes.
-    return {"rate_limit_enabled": False, "argon2_memory_cost": 1024, "argon2_time_cost": 1}
+    return {"rate_limit_enabled": False, **CHEAP_HASHES}
 
 
 async def stored_email(context: AppContext, user_id: str) -> str:

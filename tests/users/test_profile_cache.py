@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from authapi.context import AppContext
-from tests.factories import (
+from tests.support.factories import (
     bearer,
     login,
     register,

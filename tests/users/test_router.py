@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from authapi.context import AppContext
 from authapi.users.models import User
-from tests.factories import PASSWORD, bearer, login, register, registered_login, update_user
+from tests.support.factories import PASSWORD, bearer, login, register, registered_login, update_user
 
 
 async def user_count(context: AppContext) -> int:

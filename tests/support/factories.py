@@ -51,8 +51,17 @@ async def registered_login(client: httpx.AsyncClient) -> tuple[dict[str, Any], d
     return user, await login(client, user["email"])
 
 
+def password_form(email: str, password: str = PASSWORD) -> dict[str, str]:
+    return {"grant_type": "password", "username": email, "password": password}
+
+
 async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
     return await client.post("/refresh", json={"refresh_token": refresh_token})
+
+
+async def log_out(client: httpx.AsyncClient, tokens: dict[str, Any]) -> None:
+    response = await client.post("/logout", json={"refresh_token": tokens["refresh_token"]})
+    assert response.status_code == 204, response.text
 
 
 def bearer(tokens: dict[str, Any] | str) -> dict[str, str]:
@@ -95,3 +104,28 @@ def statements_sent(context: AppContext) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(context.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def make_admin(
+    client: httpx.AsyncClient, context: AppContext, email: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new admin and a fresh session of theirs: (user, token response)."""
+    user = await register(client, email)
+    await update_user(context, user, role="admin")
+    return user, await login(client, user["email"])
+
+
+async def list_all(
+    client: httpx.AsyncClient, admin: dict[str, Any], **params: Any
+) -> list[list[dict[str, Any]]]:
+    """Every page of GET /admin/users, following next_after."""
+    pages: list[list[dict[str, Any]]] = []
+    for _ in range(20):
+        response = await client.get("/admin/users", params=params, headers=bearer(admin))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append(body["items"])
+        if body["next_after"] is None:
+            return pages
+        params["after"] = body["next_after"]
+    raise AssertionError("pagination does not end")
