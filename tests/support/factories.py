@@ -1,4 +1,5 @@
-"""Small async helpers that drive the API the way a client does."""
+"""Small async helpers that drive the API the way a client does, and the rows that
+service-level tests (`db_session`) start from."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -129,3 +131,17 @@ async def list_all(
             return pages
         params["after"] = body["next_after"]
     raise AssertionError("pagination does not end")
+
+
+def user_row(*, now: datetime, **values: Any) -> User:
+    """A user as the users table holds it, for a service-level test to add. Its password
+    hash is no hash: nobody logs in with it (tests that log in use users.service)."""
+    row = {
+        "id": uuid.uuid4(),
+        "email": new_email(),
+        "password_hash": "!",
+        "role": "user",
+        "is_active": True,
+        "created_at": now,
+    }
+    return User(**{**row, **values})
