@@ -8,13 +8,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import event, update
 
 from authapi.context import AppContext
+from authapi.sessions.models import LoginSession
 from authapi.users.models import User
 
 PASSWORD = "correct horse battery"
@@ -145,3 +146,26 @@ def user_row(*, now: datetime, **values: Any) -> User:
         "created_at": now,
     }
     return User(**{**row, **values})
+
+
+def session_row(
+    user: User, *, now: datetime, idle: timedelta, lifetime: timedelta, **values: Any
+) -> LoginSession:
+    """A session of `user` as a login at `now` leaves it (on generation 0), for a
+    service-level test to add."""
+    row = {
+        "id": uuid.uuid4(),
+        "user_id": user.id,
+        "generation": 0,
+        "scope": "profile",
+        "created_at": now,
+        "last_used_at": now,
+        "rotated_at": None,
+        "expires_at": min(now + idle, now + lifetime),
+        "absolute_expires_at": now + lifetime,
+        "revoked_at": None,
+        "revoked_reason": None,
+        "user_agent": None,
+        "ip": None,
+    }
+    return LoginSession(**{**row, **values})
