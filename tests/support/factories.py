@@ -67,6 +67,17 @@ async def log_out(client: httpx.AsyncClient, tokens: dict[str, Any]) -> None:
     assert response.status_code == 204, response.text
 
 
+async def two_sessions(
+    client: httpx.AsyncClient,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    user = await register(client)
+    return user, await login(client, user["email"]), await login(client, user["email"])
+
+
+async def refresh_works(client: httpx.AsyncClient, tokens: dict[str, Any]) -> bool:
+    return (await refresh(client, tokens["refresh_token"])).status_code == 200
+
+
 def bearer(tokens: dict[str, Any] | str) -> dict[str, str]:
     token = tokens if isinstance(tokens, str) else tokens["access_token"]
     return {"Authorization": f"Bearer {token}"}

@@ -1,4 +1,4 @@
-"""Registration and the caller's profile."""
+"""Registration, the caller's profile, and a password change."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from sqlalchemy import func, select
 
 from authapi.context import AppContext
 from authapi.users.models import User
-from tests.support.factories import PASSWORD, bearer, login, register, registered_login, update_user
+from tests.support.factories import (
+    PASSWORD,
+    bearer,
+    login,
+    refresh_works,
+    register,
+    registered_login,
+    two_sessions,
+    update_user,
+)
 
 
 async def user_count(context: AppContext) -> int:
@@ -141,3 +150,49 @@ class TestMe:
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["error"] == "invalid_token"
+
+
+class TestPasswordChange:
+    async def test_ends_other_sessions_keeps_this_one(self, client: httpx.AsyncClient) -> None:
+        user, mine, other = await two_sessions(client)
+        response = await client.post(
+            "/users/me/password",
+            json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+            headers=bearer(mine),
+        )
+        assert response.status_code == 204
+        assert not await refresh_works(client, other)
+        assert await refresh_works(client, mine)
+        # The new password works, the old one no longer does.
+        await login(client, user["email"], "a brand new secret")
+        old = await client.post(
+            "/token",
+            data={"grant_type": "password", "username": user["email"], "password": PASSWORD},
+        )
+        assert old.json()["error"] == "invalid_grant"
+
+    async def test_wrong_current_password_changes_nothing(self, client: httpx.AsyncClient) -> None:
+        user, mine, other = await two_sessions(client)
+        response = await client.post(
+            "/users/me/password",
+            json={"current_password": "not my password", "new_password": "a brand new secret"},
+            headers=bearer(mine),
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_password"
+        assert await refresh_works(client, other)
+        await login(client, user["email"])
+
+    @pytest.mark.parametrize("new_password", ["short", "x" * 129])
+    async def test_new_password_must_have_a_valid_length(
+        self, client: httpx.AsyncClient, new_password: str
+    ) -> None:
+        user, mine, _ = await two_sessions(client)
+        response = await client.post(
+            "/users/me/password",
+            json={"current_password": PASSWORD, "new_password": new_password},
+            headers=bearer(mine),
+        )
+        assert response.status_code == 422
+        assert response.json()["error"] == "invalid_request"
+        await login(client, user["email"])
