@@ -15,7 +15,7 @@ driver's own transaction handling (SQLAlchemy's pysqlite/aiosqlite documentation
 transactions alone and SQLAlchemy emit BEGIN itself. The app's engine
 (`authapi.db.create_engine`) does exactly that, to begin every transaction with BEGIN
 IMMEDIATE, so the session here is made on the app's own engine; the isolation tests
-(tests/test_db.py) fail if it ever stops doing so.
+(test_database.py, beside this file) fail if it ever stops doing so.
 """
 
 from __future__ import annotations
