@@ -10,11 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from authapi.context import AppContext
 from authapi.middleware import MAX_BODY_BYTES
-from authapi.users.models import User
 from tests.support.factories import (
     PASSWORD,
     hashing_blocked,
@@ -22,6 +20,7 @@ from tests.support.factories import (
     password_form,
     refresh,
     registered_login,
+    user_count,
 )
 from tests.support.metrics import METRICS_TOKEN, Change
 
@@ -75,11 +74,6 @@ def assert_busy(response: httpx.Response) -> None:
     assert response.json() == BUSY
     assert response.headers["retry-after"] == "1"
     assert response.headers["cache-control"] == "no-store"
-
-
-async def user_count(context: AppContext) -> int:
-    async with context.sessionmaker() as db:
-        return int(await db.scalar(select(func.count()).select_from(User)) or 0)
 
 
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:

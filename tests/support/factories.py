@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event, update
+from sqlalchemy import event, func, select, update
 
 from authapi.context import AppContext
 from authapi.sessions.models import LoginSession
@@ -70,11 +70,13 @@ async def log_out(client: httpx.AsyncClient, tokens: dict[str, Any]) -> None:
 async def two_sessions(
     client: httpx.AsyncClient,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A new user and two sessions of theirs: (user, token response, token response)."""
     user = await register(client)
     return user, await login(client, user["email"]), await login(client, user["email"])
 
 
 async def refresh_works(client: httpx.AsyncClient, tokens: dict[str, Any]) -> bool:
+    """Whether the session of these tokens still refreshes (their refresh token is current)."""
     return (await refresh(client, tokens["refresh_token"])).status_code == 200
 
 
@@ -103,6 +105,12 @@ async def update_user(context: AppContext, user: dict[str, Any], **values: Any) 
     async with context.sessionmaker() as db:
         await db.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(**values))
         await db.commit()
+
+
+async def user_count(context: AppContext) -> int:
+    """How many users the app's database holds."""
+    async with context.sessionmaker() as db:
+        return int(await db.scalar(select(func.count()).select_from(User)) or 0)
 
 
 @contextmanager
@@ -143,6 +151,9 @@ async def list_all(
             return pages
         params["after"] = body["next_after"]
     raise AssertionError("pagination does not end")
+
+
+# Rows for service-level tests (`db_session`), as the services leave them.
 
 
 def user_row(*, now: datetime, **values: Any) -> User:

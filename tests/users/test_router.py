@@ -6,7 +6,6 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from authapi.context import AppContext
 from authapi.users.models import User
@@ -19,12 +18,8 @@ from tests.support.factories import (
     registered_login,
     two_sessions,
     update_user,
+    user_count,
 )
-
-
-async def user_count(context: AppContext) -> int:
-    async with context.sessionmaker() as db:
-        return int(await db.scalar(select(func.count()).select_from(User)) or 0)
 
 
 class TestRegistration:
