@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from authapi import health, logs, metrics, metrics_export
 from authapi.access_tokens.cache import VerifiedTokens
@@ -19,7 +18,7 @@ from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.data_dir import secure_data_dir
-from authapi.db import create_engine, create_sessionmaker
+from authapi.db import TrackedSession, create_engine, create_sessionmaker
 from authapi.demo import install_demo
 from authapi.dependencies import refuse_secrets_in_query
 from authapi.docs import install_docs
@@ -52,14 +51,14 @@ logger = logging.getLogger(__name__)
 PROFILES_CACHED = 10_000
 
 
-def session_class() -> type[Session]:
+def session_class() -> type[TrackedSession]:
     """A Session class of this app's own, with what must happen when one of its
     transactions commits or rolls back: the metrics it held back are counted, the
     sessions it revoked are refused here. Bound to this class, not to every Session of
     the process, so that another app or a command's sessions in the same process take
     no part in it."""
 
-    class AppSession(Session):
+    class AppSession(TrackedSession):
         pass
 
     event.listen(AppSession, "after_commit", metrics.apply_committed)

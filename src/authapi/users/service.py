@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi.db import release_connection
+from authapi.db import end_read_only_transaction
 from authapi.errors import EmailTaken, LoginFailed, WrongPassword
 from authapi.users.emails import normalize_email
 from authapi.users.models import User
@@ -26,6 +26,7 @@ async def create_user(
     role: str = "user",
 ) -> User:
     """Create a user; `email` must already be normalised (the schema does it)."""
+    await end_read_only_transaction(db)
     async with hasher.slot():
         password_hash = await hasher.hash(password)
     user = User(
@@ -71,7 +72,7 @@ async def authenticate(
     timing tells which part failed."""
     async with hasher.slot():
         user = await db.scalar(select(User).where(User.email == email))
-        await release_connection(db)
+        await end_read_only_transaction(db)
         matches, new_hash = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not matches or not user.is_active:
         raise LoginFailed(user.id if user else None)
@@ -84,7 +85,7 @@ async def authenticate(
 async def change_password(
     db: AsyncSession, hasher: PasswordHasher, user: User, *, current: str, new: str
 ) -> None:
-    await release_connection(db)
+    await end_read_only_transaction(db)
     async with hasher.slot():
         matches, _ = await hasher.verify(current, user.password_hash)
         if not matches:
