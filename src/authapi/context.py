@@ -31,7 +31,7 @@ class AppContext:
     refresh_tokens: RefreshTokenCodec
     rate_limiter: RateLimiter
     verified_tokens: VerifiedTokens
-    # GET /users/me's answers, by session id (users/router.py says why that is safe).
+    # GET /users/me's answers, by session id (users.service.profile says why that is safe).
     profiles: ExpiringCache[str, UserOut]
     revoked_sessions: RevokedSessions
     revocation_feed: RevocationFeed
