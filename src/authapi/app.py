@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from sqlalchemy import event
+from starlette.middleware import Middleware
 
 from authapi import health, logs, metrics, metrics_export
 from authapi.access_tokens.cache import VerifiedTokens
@@ -112,6 +113,48 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
     )
 
 
+def middleware_stack(settings: Settings) -> list[Middleware]:
+    """Outermost first: each one sees what the ones below it answer."""
+    cors = Middleware(
+        JSONErrorCORS,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", DELIVERY_HEADER],
+        max_age=600,
+    )
+    return [
+        # Outermost of all: every answer, even a refusal below, gets a request id, an
+        # access-log line and its latency measured.
+        Middleware(
+            RequestContext,
+            trusted_proxies=settings.trusted_proxies,
+            access_log=settings.access_log,
+        ),
+        # Every answer, even a refusal of an oversized request (which never reaches the
+        # app) or a CORS preflight, gets the security headers.
+        Middleware(
+            SecurityHeaders,
+            hsts_max_age=settings.hsts_max_age,
+            trusted_proxies=settings.trusted_proxies,
+        ),
+        # Outside the refusals below (the 503 of HashingAdmission, the 413 and 431 of
+        # SizeLimits), so that they carry its headers and a browser can read them.
+        *([cors] if settings.cors_origins else []),
+        # It only looks (one warning per process). Outside the refusals below, so that a
+        # client they refuse is noticed too; a CORS preflight, answered above, is not
+        # looked at: the request that follows it is.
+        Middleware(ForeignHostWarning, issuer=settings.issuer),
+        # Outside SizeLimits, whose refusal of an oversized streamed body is an
+        # exception that only the app's handlers answer: this one bounds what it reads
+        # itself and lets such a body go on to SizeLimits.
+        Middleware(HashingAdmission),
+        # Innermost, next to the app: its streamed-body refusal is raised where the app
+        # reads the body, so the app's own handlers answer it.
+        Middleware(SizeLimits),
+    ]
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -133,6 +176,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             context.rate_limiter.close()
             await context.engine.dispose()
 
+    logs.install_record_factory()  # log records carry the id RequestContext sets
     app = FastAPI(
         docs_url=None,  # served offline by install_docs below
         redoc_url=None,
@@ -141,6 +185,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         summary="Short-lived JWT access tokens, rotating refresh tokens, revocable sessions.",
         lifespan=lifespan,
         dependencies=[Depends(refuse_secrets_in_query)],
+        middleware=middleware_stack(settings),
     )
     install_error_handlers(app)
     for router in (
@@ -159,34 +204,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     metrics_export.install_metrics(app, settings)
     if settings.demo_spa:
         install_demo(app)
-    # The last added runs first: every answer, even a refusal of an oversized request
-    # (which never reaches the app) or a CORS preflight, gets the security headers.
-    app.add_middleware(SizeLimits)
-    # Outside SizeLimits, whose refusal of an oversized body is an exception that only
-    # the app's handlers answer: this one bounds what it reads itself and lets such a
-    # body go on to SizeLimits. Inside CORS, so that a browser can read the 503.
-    app.add_middleware(HashingAdmission)
-    app.add_middleware(ForeignHostWarning, issuer=settings.issuer)
-    if settings.cors_origins:
-        app.add_middleware(
-            JSONErrorCORS,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", DELIVERY_HEADER],
-            max_age=600,
-        )
-    app.add_middleware(
-        SecurityHeaders,
-        hsts_max_age=settings.hsts_max_age,
-        trusted_proxies=settings.trusted_proxies,
-    )
-    # Outermost of all: even those answers get a request id, an access-log line and
-    # their latency measured.
-    logs.install_record_factory()
-    app.add_middleware(
-        RequestContext, trusted_proxies=settings.trusted_proxies, access_log=settings.access_log
-    )
     return app
 
 
