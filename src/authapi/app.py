@@ -31,6 +31,7 @@ from authapi.issuer.record import check_issuer
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
+from authapi.oauth.service import TokenIssuer
 from authapi.openapi import document_errors
 from authapi.ratelimit.devices import DeviceCookies
 from authapi.ratelimit.service import RateLimiter
@@ -39,6 +40,7 @@ from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
 from authapi.sessions.rotation import RefreshTokenCodec, load_refresh_token_key
 from authapi.sessions.router import router as sessions_router
+from authapi.sessions.service import SessionPolicy
 from authapi.signing.reload import SigningKeyReloader, load_signing_keys
 from authapi.signing.router import router as signing_router
 from authapi.signing.sealing import load_key_encryption_key
@@ -88,6 +90,7 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
     )
     verified_tokens = VerifiedTokens(access_tokens.verify)
     refresh_token_key = load_refresh_token_key(settings)
+    refresh_tokens = RefreshTokenCodec(refresh_token_key)
     return AppContext(
         settings=settings,
         clock=clock,
@@ -102,7 +105,9 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         access_tokens=access_tokens,
         verified_tokens=verified_tokens,
         profiles=ExpiringCache(PROFILES_CACHED),
-        refresh_tokens=RefreshTokenCodec(refresh_token_key),
+        refresh_tokens=refresh_tokens,
+        token_issuer=TokenIssuer(access_tokens, refresh_tokens),
+        session_policy=SessionPolicy.from_settings(settings),
         rate_limiter=RateLimiter(settings, DeviceCookies(refresh_token_key)),
         revoked_sessions=revoked_sessions,
         revocation_feed=RevocationFeed(settings, clock, engine, revoked_sessions),

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authapi import metrics
 from authapi.audit import service as audit
 from authapi.client_address import Requester
+from authapi.config import Settings
 from authapi.db import delete_batch
 from authapi.errors import NotFound
 from authapi.revocations.publish import publish
@@ -24,6 +25,14 @@ class SessionPolicy:
     idle_timeout: timedelta
     max_lifetime: timedelta
     reuse_grace: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionPolicy:
+        return cls(
+            idle_timeout=timedelta(seconds=settings.session_idle_timeout),
+            max_lifetime=timedelta(seconds=settings.session_max_lifetime),
+            reuse_grace=timedelta(seconds=settings.refresh_reuse_grace),
+        )
 
     def idle_deadline(self, now: datetime, absolute: datetime) -> datetime:
         return min(now + self.idle_timeout, absolute)
