@@ -231,14 +231,6 @@ def key_states(env: Mapping[str, str], cwd: Path) -> dict[str, str]:
     return {row["kid"]: row["state"] for row in json.loads(listed.stdout)}
 
 
-def rollover_spelling(script: str, env: Mapping[str, str], cwd: Path) -> str:
-    """`script` for the installed command line. Until the code of issue 12 (which names
-    the command `authapi keys rollover`, keeping `rotate` as an alias) is merged, the
-    installed one knows only `rotate`. Remove this once `rollover` is there."""
-    known = run_authapi("keys", "rollover", "--help", env=dict(env), cwd=cwd)
-    return script if known.returncode == 0 else script.replace("keys rollover", "keys rotate")
-
-
 class TestSigningKeyProcedures:
     def test_the_rollover_procedure_as_written(
         self, keys_env: dict[str, str], tmp_path: Path
@@ -252,7 +244,6 @@ class TestSigningKeyProcedures:
         script = example("rollover-add-key") + example("rollover-script").replace(
             "sleep 30", "sleep 0.5"
         )
-        script = rollover_spelling(script, keys_env, tmp_path)
         run = run_shell(script, env=keys_env, cwd=tmp_path)
 
         assert run.returncode == 0, run.stderr
@@ -267,7 +258,7 @@ class TestSigningKeyProcedures:
         assert first.returncode == 0, first.stderr
         [compromised] = key_states(keys_env, tmp_path)
 
-        script = rollover_spelling(example("rollover-emergency"), keys_env, tmp_path)
+        script = example("rollover-emergency")
         run = run_shell(script, env=keys_env, cwd=tmp_path)
 
         assert run.returncode == 0, run.stderr

@@ -22,22 +22,6 @@ REPOSITORY_PATH = re.compile(
     r"|^[\w-]+\.py$"
 )
 
-# Names the docs give ahead of the code that lands with this redesign (issue 12):
-# the new packages, and the tests and client moved with them (by prefix). Empty this
-# once the code is merged: every name must then exist.
-ARRIVING_WITH_THE_CODE = (
-    "signing/",
-    "src/authapi/signing/",
-    "access_tokens/",
-    "src/authapi/access_tokens/",
-    "sessions/rotation.py",
-    "src/authapi/sessions/rotation.py",
-    "metrics_export.py",
-    "tests/signing/",
-    "tests/access_tokens/",
-    "clients/python/",
-)
-
 
 def page_ids() -> list[str]:
     return [str(page.relative_to(ROOT)) for page in pages()]
@@ -92,13 +76,19 @@ def test_every_setting_is_in_the_configuration_reference() -> None:
     assert not missing
 
 
-@pytest.mark.parametrize("page", pages(), ids=page_ids())
+# The changelog names files as they were then.
+CURRENT_PAGES = [page for page in pages() if page.name != "CHANGELOG.md"]
+
+
+@pytest.mark.parametrize(
+    "page", CURRENT_PAGES, ids=[str(p.relative_to(ROOT)) for p in CURRENT_PAGES]
+)
 def test_every_file_the_page_names_exists(page: Path) -> None:
     package = ROOT / "src" / "authapi"
     modules = {path.name for path in package.rglob("*.py")}
     missing = []
     for line, span in code_spans(page):
-        if not REPOSITORY_PATH.match(span) or span.startswith(ARRIVING_WITH_THE_CODE):
+        if not REPOSITORY_PATH.match(span):
             continue
         if "/" in span:
             # `sessions/service.py`: a module of the package, named from inside it.

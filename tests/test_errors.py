@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 
@@ -9,7 +10,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from authapi import errors
+from authapi.app import create_app
 from authapi.context import AppContext
+from authapi.errors import DomainError
 from authapi.sessions.models import LoginSession
 from authapi.users.models import User
 from tests.support.factories import bearer, login, registered_login
@@ -146,3 +150,31 @@ class TestHostileInput:
         for response in (await client.get("/healthz"), await client.get("/nope")):
             assert response.headers["x-content-type-options"] == "nosniff"
             assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def _subclasses(cls: type[DomainError]) -> list[type[DomainError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _subclasses(child))]
+
+
+class TestTheHierarchyInTheDocstring:
+    def test_names_every_domain_error_under_its_parent(self) -> None:
+        """errors.py opens with the tree of the domain errors, each with its status and
+        code: every one the app can raise is there, under the class it derives from."""
+        assert create_app  # imports every router, and so every domain error
+        tree = re.findall(r"^([ |]*)[*+] (\w+).*? (\d{3}) (\w+)", errors.__doc__ or "", re.M)
+        parents: dict[str, str | None] = {}
+        documented: dict[str, tuple[int, str]] = {}
+        path: list[tuple[int, str]] = []  # (indent, name) from the root down
+        for indent, name, status, code in tree:
+            while path and path[-1][0] >= len(indent):
+                path.pop()
+            parents[name] = path[-1][1] if path else None
+            documented[name] = (int(status), code)
+            path.append((len(indent), name))
+        for error in _subclasses(DomainError):
+            if not error.__module__.startswith("authapi."):
+                continue  # one a test made up
+            name = error.__name__
+            assert documented.get(name) == (error.status_code, error.error), name
+            base = next((b for b in error.__bases__ if issubclass(b, DomainError)), None)
+            assert parents[name] == (base.__name__ if base else None), name

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from starlette.middleware import Middleware
 
 from authapi import health, logs, metrics, metrics_export
 from authapi.access_tokens.cache import VerifiedTokens
@@ -19,7 +19,7 @@ from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.data_dir import secure_data_dir
-from authapi.db import create_engine, create_sessionmaker
+from authapi.db import TrackedSession, create_engine, create_sessionmaker
 from authapi.demo import install_demo
 from authapi.dependencies import refuse_secrets_in_query
 from authapi.docs import install_docs
@@ -31,6 +31,7 @@ from authapi.issuer.record import check_issuer
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
+from authapi.oauth.service import TokenIssuer
 from authapi.openapi import document_errors
 from authapi.ratelimit.devices import DeviceCookies
 from authapi.ratelimit.service import RateLimiter
@@ -39,6 +40,7 @@ from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
 from authapi.sessions.rotation import RefreshTokenCodec, load_refresh_token_key
 from authapi.sessions.router import router as sessions_router
+from authapi.sessions.service import SessionPolicy
 from authapi.signing.reload import SigningKeyReloader, load_signing_keys
 from authapi.signing.router import router as signing_router
 from authapi.signing.sealing import load_key_encryption_key
@@ -52,14 +54,14 @@ logger = logging.getLogger(__name__)
 PROFILES_CACHED = 10_000
 
 
-def session_class() -> type[Session]:
+def session_class() -> type[TrackedSession]:
     """A Session class of this app's own, with what must happen when one of its
     transactions commits or rolls back: the metrics it held back are counted, the
     sessions it revoked are refused here. Bound to this class, not to every Session of
     the process, so that another app or a command's sessions in the same process take
     no part in it."""
 
-    class AppSession(Session):
+    class AppSession(TrackedSession):
         pass
 
     event.listen(AppSession, "after_commit", metrics.apply_committed)
@@ -88,6 +90,7 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
     )
     verified_tokens = VerifiedTokens(access_tokens.verify)
     refresh_token_key = load_refresh_token_key(settings)
+    refresh_tokens = RefreshTokenCodec(refresh_token_key)
     return AppContext(
         settings=settings,
         clock=clock,
@@ -102,7 +105,9 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         access_tokens=access_tokens,
         verified_tokens=verified_tokens,
         profiles=ExpiringCache(PROFILES_CACHED),
-        refresh_tokens=RefreshTokenCodec(refresh_token_key),
+        refresh_tokens=refresh_tokens,
+        token_issuer=TokenIssuer(access_tokens, refresh_tokens),
+        session_policy=SessionPolicy.from_settings(settings),
         rate_limiter=RateLimiter(settings, DeviceCookies(refresh_token_key)),
         revoked_sessions=revoked_sessions,
         revocation_feed=RevocationFeed(settings, clock, engine, revoked_sessions),
@@ -111,6 +116,48 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
             settings, engine, kek, access_tokens, on_change=verified_tokens.clear
         ),
     )
+
+
+def middleware_stack(settings: Settings) -> list[Middleware]:
+    """Outermost first: each one sees what the ones below it answer."""
+    cors = Middleware(
+        JSONErrorCORS,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", DELIVERY_HEADER],
+        max_age=600,
+    )
+    return [
+        # Outermost of all: every answer, even a refusal below, gets a request id, an
+        # access-log line and its latency measured.
+        Middleware(
+            RequestContext,
+            trusted_proxies=settings.trusted_proxies,
+            access_log=settings.access_log,
+        ),
+        # Every answer, even a refusal of an oversized request (which never reaches the
+        # app) or a CORS preflight, gets the security headers.
+        Middleware(
+            SecurityHeaders,
+            hsts_max_age=settings.hsts_max_age,
+            trusted_proxies=settings.trusted_proxies,
+        ),
+        # Outside the refusals below (the 503 of HashingAdmission, the 413 and 431 of
+        # SizeLimits), so that they carry its headers and a browser can read them.
+        *([cors] if settings.cors_origins else []),
+        # It only looks (one warning per process). Outside the refusals below, so that a
+        # client they refuse is noticed too; a CORS preflight, answered above, is not
+        # looked at: the request that follows it is.
+        Middleware(ForeignHostWarning, issuer=settings.issuer),
+        # Outside SizeLimits, whose refusal of an oversized streamed body is an
+        # exception that only the app's handlers answer: this one bounds what it reads
+        # itself and lets such a body go on to SizeLimits.
+        Middleware(HashingAdmission),
+        # Innermost, next to the app: its streamed-body refusal is raised where the app
+        # reads the body, so the app's own handlers answer it.
+        Middleware(SizeLimits),
+    ]
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -134,6 +181,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             context.rate_limiter.close()
             await context.engine.dispose()
 
+    logs.install_record_factory()  # log records carry the id RequestContext sets
     app = FastAPI(
         docs_url=None,  # served offline by install_docs below
         redoc_url=None,
@@ -142,6 +190,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         summary="Short-lived JWT access tokens, rotating refresh tokens, revocable sessions.",
         lifespan=lifespan,
         dependencies=[Depends(refuse_secrets_in_query)],
+        middleware=middleware_stack(settings),
     )
     install_error_handlers(app)
     for router in (
@@ -160,34 +209,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     metrics_export.install_metrics(app, settings)
     if settings.demo_spa:
         install_demo(app)
-    # The last added runs first: every answer, even a refusal of an oversized request
-    # (which never reaches the app) or a CORS preflight, gets the security headers.
-    app.add_middleware(SizeLimits)
-    # Outside SizeLimits, whose refusal of an oversized body is an exception that only
-    # the app's handlers answer: this one bounds what it reads itself and lets such a
-    # body go on to SizeLimits. Inside CORS, so that a browser can read the 503.
-    app.add_middleware(HashingAdmission)
-    app.add_middleware(ForeignHostWarning, issuer=settings.issuer)
-    if settings.cors_origins:
-        app.add_middleware(
-            JSONErrorCORS,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", DELIVERY_HEADER],
-            max_age=600,
-        )
-    app.add_middleware(
-        SecurityHeaders,
-        hsts_max_age=settings.hsts_max_age,
-        trusted_proxies=settings.trusted_proxies,
-    )
-    # Outermost of all: even those answers get a request id, an access-log line and
-    # their latency measured.
-    logs.install_record_factory()
-    app.add_middleware(
-        RequestContext, trusted_proxies=settings.trusted_proxies, access_log=settings.access_log
-    )
     return app
 
 

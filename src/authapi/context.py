@@ -11,10 +11,12 @@ from authapi.access_tokens.service import AccessTokens
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.expiring import ExpiringCache
+from authapi.oauth.service import TokenIssuer
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
 from authapi.sessions.rotation import RefreshTokenCodec
+from authapi.sessions.service import SessionPolicy
 from authapi.signing.reload import SigningKeyReloader
 from authapi.users.passwords import PasswordHasher
 from authapi.users.schemas import UserOut
@@ -29,9 +31,12 @@ class AppContext:
     hasher: PasswordHasher
     access_tokens: AccessTokens
     refresh_tokens: RefreshTokenCodec
+    # What the grants are handed: they never see the whole context.
+    token_issuer: TokenIssuer
+    session_policy: SessionPolicy
     rate_limiter: RateLimiter
     verified_tokens: VerifiedTokens
-    # GET /users/me's answers, by session id (users/router.py says why that is safe).
+    # GET /users/me's answers, by session id (users.service.profile says why that is safe).
     profiles: ExpiringCache[str, UserOut]
     revoked_sessions: RevokedSessions
     revocation_feed: RevocationFeed

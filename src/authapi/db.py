@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    InstrumentedAttribute,
+    ORMExecuteState,
+    Session,
+    SessionTransaction,
+)
 from sqlalchemy.types import TypeDecorator
 
 from authapi.config import Settings
@@ -160,14 +166,44 @@ def _create_sqlite_engine(url: str, timeout: float) -> AsyncEngine:
     return engine
 
 
+# session.info key: set once this transaction sent a write (a flush or a DML statement).
+WROTE = "authapi_wrote"
+
+
+class TrackedSession(Session):
+    """The Session behind every AsyncSession of ours: it notes when its transaction
+    has written anything, for `end_read_only_transaction`."""
+
+
+@event.listens_for(TrackedSession, "after_flush")
+def _note_flush(session: Session, _flush_context: Any) -> None:
+    session.info[WROTE] = True
+
+
+@event.listens_for(TrackedSession, "do_orm_execute")
+def _note_statement(state: ORMExecuteState) -> None:
+    # UPDATE ... RETURNING and DELETE statements write without a flush.
+    if not state.is_select:
+        state.session.info[WROTE] = True
+
+
+@event.listens_for(TrackedSession, "after_transaction_end")
+def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
+    # Only the outermost transaction's end (commit or rollback) takes its writes with
+    # it; a savepoint's does not.
+    if transaction.parent is None:
+        session.info.pop(WROTE, None)
+
+
 def create_sessionmaker(
     engine: AsyncEngine,
     info: dict[str, Any] | None = None,
     *,
-    session_class: type[Session] = Session,
+    session_class: type[TrackedSession] = TrackedSession,
 ) -> async_sessionmaker[AsyncSession]:
     """`info`: what every session's `info` starts with. `session_class`: the Session
-    behind each AsyncSession, where event listeners for these sessions alone go."""
+    behind each AsyncSession (a TrackedSession), where event listeners for these
+    sessions alone go."""
     return async_sessionmaker(
         engine,
         expire_on_commit=False,
@@ -193,13 +229,26 @@ async def delete_batch(
     return result.rowcount
 
 
-async def release_connection(db: AsyncSession) -> None:
+class PendingWrites(RuntimeError):
+    """A programming error: the transaction to be ended early has changes, which
+    ending it would commit halfway through a use case."""
+
+
+async def end_read_only_transaction(db: AsyncSession) -> None:
     """End the request's transaction, which has only read so far, and give its
     connection back before slow work that needs none (password hashing). A flood of
     logins must not hold every pooled connection, or SQLite's write lock, while it
-    waits for a hashing thread. The next statement starts a new transaction."""
-    if db.in_transaction():
-        await db.commit()
+    waits for a hashing thread. The next statement starts a new transaction.
+
+    Refuses (PendingWrites) when the transaction holds anything to write or has
+    already written: that must commit with the rest of the use case, or not at all."""
+    if not isinstance(db.sync_session, TrackedSession):
+        raise PendingWrites("this session does not track its writes (create_sessionmaker)")
+    if not db.in_transaction():
+        return
+    if db.new or db.dirty or db.deleted or db.sync_session.info.get(WROTE):
+        raise PendingWrites("the transaction has changes; it cannot end before the use case")
+    await db.commit()
 
 
 class KeepsChanges(Exception):  # noqa: N818 - a trait of other errors, not an error itself

@@ -1,7 +1,38 @@
-"""Domain errors and the one place that turns any error into the contract's JSON body.
+"""Domain errors, and the one place that turns any error into the contract's JSON body.
 
 Every error body has the RFC 6749 §5.2 shape, `{"error": CODE, "error_description": ...}`,
-on every surface, so clients parse one thing. Nothing the client sent is echoed back.
+on every surface, so clients parse one thing; `error_response` makes each one. Nothing
+the client sent is echoed back.
+
+The domain errors, with their status and `error` code. A service raises them; one
+handler answers them all. Those marked (kept) are `db.KeepsChanges` as well: their
+request's transaction commits what it did (a revoked session, an audit record) before
+the refusal goes out.
+
+* DomainError                       400 invalid_request
+  + InvalidRequest                  400 invalid_request
+  + InvalidGrant                    400 invalid_grant
+  | + RefreshTokenReused (kept)     400 invalid_grant, the session revoked
+  | + LoginFailed (kept)            400 invalid_grant, recorded in the audit trail
+  + UnsupportedGrantType            400 unsupported_grant_type
+  + InvalidScope                    400 invalid_scope
+  + WrongPassword                   400 invalid_password
+  + AuthenticationRequired          401 invalid_token, `WWW-Authenticate: Bearer`
+  | + InvalidToken                  401 invalid_token, with `error="invalid_token"`
+  + Forbidden                       403 insufficient_role
+  + CsrfRejected (oauth/browser.py) 403 csrf_rejected
+  + NotFound                        404 not_found
+  + EmailTaken                      409 email_taken
+  + OwnAccountChange                409 own_account
+  + RateLimited                     429 too_many_requests, `Retry-After`
+  | + AccountThrottled (kept)       429 too_many_requests, recorded in the audit trail
+  + ServiceUnavailable              503 temporarily_unavailable, `Retry-After: 1`
+    + HashingBusy                   503 temporarily_unavailable
+
+Errors from elsewhere get the same body: a request that does not validate (422, or 400
+invalid_request on the token endpoints), Starlette's HTTP errors (an unknown path, a
+wrong method, a body cut off at the size limit), a database that is down (503), and
+anything unexpected (500 server_error, logged).
 """
 
 from __future__ import annotations
@@ -175,6 +206,8 @@ class HashingBusy(ServiceUnavailable):
 def error_response(
     status_code: int, error: str, description: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    """The one maker of error bodies: the handlers below, the refusals of the ASGI
+    middleware (which answer before any route), CORS and /metrics all answer with it."""
     return JSONResponse(
         {"error": error, "error_description": description},
         status_code=status_code,

@@ -4,7 +4,6 @@ and size limits checked before any parsing."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -102,20 +101,11 @@ class JSONErrorCORS(CORSMiddleware):
         )
 
 
-async def _refuse(send: Send, status: int, error: str, description: str) -> None:
-    body = json.dumps({"error": error, "error_description": description}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    # The body was not read: closing the connection keeps what the client may still
+    # send from being read as its next request.
+    response = error_response(status, "request_too_large", message, {"Connection": "close"})
+    await response(scope, receive, send)
 
 
 class SizeLimits:
@@ -138,12 +128,12 @@ class SizeLimits:
             return
         headers = scope["headers"]
         if sum(len(name) + len(value) for name, value in headers) > self.max_headers:
-            await _refuse(send, 431, "request_too_large", "The request headers are too large.")
+            await _refuse(scope, receive, send, 431, "The request headers are too large.")
             return
         for name, value in headers:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_body:
-                    await _refuse(send, 413, "request_too_large", "The request body is too large.")
+                    await _refuse(scope, receive, send, 413, "The request body is too large.")
                     return
 
         received = 0

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 
+from authapi.access_tokens.service import Caller
 from authapi.dependencies import Context
 from authapi.errors import AuthenticationRequired, InvalidToken
 
@@ -12,17 +13,15 @@ from authapi.errors import AuthenticationRequired, InvalidToken
 bearer = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 
-async def current_claims(
-    context: Context, token: Annotated[str | None, Depends(bearer)]
-) -> dict[str, Any]:
-    """The verified claims of the request's access token, if its session was not
+async def current_caller(context: Context, token: Annotated[str | None, Depends(bearer)]) -> Caller:
+    """The caller of a request with a valid access token whose session was not
     revoked; no database involved (the revoked sessions are kept in memory)."""
     if not token:
         raise AuthenticationRequired()
     claims = context.verified_tokens.claims(token)
     if claims["sid"] in context.revoked_sessions:
         raise InvalidToken()
-    return claims
+    return Caller.from_claims(claims)
 
 
-CurrentClaims = Annotated[dict[str, Any], Depends(current_claims)]
+CurrentCaller = Annotated[Caller, Depends(current_caller)]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,29 @@ class AccessTokenSubject:
     session_id: uuid.UUID
     role: str
     scope: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request, from its verified access token."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    role: str
+    scope: str
+    # The token's claims as they are, for /whoami, which echoes them.
+    claims: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Caller:
+        """From the claims `AccessTokens.verify` returned (so `sub` and `sid` are UUIDs)."""
+        return cls(
+            user_id=uuid.UUID(claims["sub"]),
+            session_id=uuid.UUID(claims["sid"]),
+            role=claims["role"],
+            scope=claims["scope"],
+            claims=claims,
+        )
 
 
 class AccessTokens:

@@ -120,8 +120,12 @@ async def token(
         if not form.username or form.password is None:
             raise InvalidRequest("username and password are required")
         issued = await service.password_grant(
-            context,
             db,
+            issuer=context.token_issuer,
+            policy=context.session_policy,
+            hasher=context.hasher,
+            limiter=context.rate_limiter,
+            allowed_scopes=context.settings.scopes,
             username=form.username,
             password=form.password,
             scope=form.scope,
@@ -136,8 +140,11 @@ async def token(
         if not form.refresh_token:
             raise InvalidRequest("refresh_token is required")
         issued = await service.refresh_grant(
-            context,
             db,
+            issuer=context.token_issuer,
+            policy=context.session_policy,
+            limiter=context.rate_limiter,
+            maker=context.sessionmaker,
             refresh_token=form.refresh_token,
             scope=form.scope,
             now=now,
@@ -179,7 +186,15 @@ async def refresh(
         browser.check_same_site(request, context.settings)
         refresh_token = cookie
     issued = await service.refresh_grant(
-        context, db, refresh_token=refresh_token, scope=None, now=now, requester=requester
+        db,
+        issuer=context.token_issuer,
+        policy=context.session_policy,
+        limiter=context.rate_limiter,
+        maker=context.sessionmaker,
+        refresh_token=refresh_token,
+        scope=None,
+        now=now,
+        requester=requester,
     )
     return _deliver(issued, request, response, context.settings, now)
 
@@ -202,7 +217,9 @@ async def revoke(
     """RFC 7009 revocation. Answers 200 for unknown tokens too, so it tells nothing."""
     await _refuse_repeated(request, tuple(RevokeForm.model_fields))
     # The hint only speeds up the search (§2.1); both kinds are tried whatever it says.
-    await service.revoke_token(context, db, token=form.token, now=now, requester=requester)
+    await service.revoke_token(
+        db, context.token_issuer, token=form.token, now=now, requester=requester
+    )
     return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
 
 
@@ -232,8 +249,8 @@ async def logout(
         browser.check_same_site(request, context.settings)
         refresh_token = cookie
     await service.logout(
-        context,
         db,
+        context.token_issuer,
         refresh_token=refresh_token,
         access_token=access_token,
         now=now,

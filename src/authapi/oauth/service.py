@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from authapi.access_tokens.service import AccessTokenSubject
+from authapi.access_tokens.service import AccessTokens, AccessTokenSubject, Caller
 from authapi.audit import service as audit
 from authapi.client_address import Requester
-from authapi.context import AppContext
 from authapi.errors import (
     AccountThrottled,
     AuthenticationRequired,
@@ -26,24 +25,17 @@ from authapi.errors import (
 )
 from authapi.oauth.schemas import TokenResponse
 from authapi.ratelimit.refusals import audit_refusal
-from authapi.ratelimit.service import SESSION_LIMIT
+from authapi.ratelimit.service import SESSION_LIMIT, RateLimiter
 from authapi.sessions import rotation
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
+from authapi.sessions.rotation import RefreshTokenCodec
 from authapi.sessions.service import SessionPolicy
 from authapi.users import service as users
+from authapi.users.passwords import PasswordHasher
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
-
-
-def session_policy(context: AppContext) -> SessionPolicy:
-    settings = context.settings
-    return SessionPolicy(
-        idle_timeout=timedelta(seconds=settings.session_idle_timeout),
-        max_lifetime=timedelta(seconds=settings.session_max_lifetime),
-        reuse_grace=timedelta(seconds=settings.refresh_reuse_grace),
-    )
 
 
 def resolve_scope(requested: str | None, allowed: list[str]) -> str:
@@ -70,31 +62,58 @@ class Issued:
     device_cookie: str | None = None
 
 
-def _issue(
-    context: AppContext,
-    *,
-    user_id: uuid.UUID,
-    role: str,
-    session_id: uuid.UUID,
-    generation: int,
-    session_expires_at: datetime,
-    scope: str,
-    now: datetime,
-) -> Issued:
-    subject = AccessTokenSubject(user_id=user_id, session_id=session_id, role=role, scope=scope)
-    tokens = TokenResponse(
-        access_token=context.access_tokens.issue(subject, now),
-        expires_in=context.access_tokens.ttl,
-        refresh_token=context.refresh_tokens.encode(session_id, generation),
-        scope=scope,
-    )
-    return Issued(tokens=tokens, session_expires_at=session_expires_at)
+@dataclass(frozen=True)
+class TokenIssuer:
+    """Issues token pairs (an access token and its session's refresh token), and tells
+    which session a token of either kind belongs to."""
+
+    access_tokens: AccessTokens
+    refresh_tokens: RefreshTokenCodec
+
+    def issue(
+        self,
+        *,
+        user_id: uuid.UUID,
+        role: str,
+        session_id: uuid.UUID,
+        generation: int,
+        session_expires_at: datetime,
+        scope: str,
+        now: datetime,
+    ) -> Issued:
+        subject = AccessTokenSubject(user_id=user_id, session_id=session_id, role=role, scope=scope)
+        tokens = TokenResponse(
+            access_token=self.access_tokens.issue(subject, now),
+            expires_in=self.access_tokens.ttl,
+            refresh_token=self.refresh_tokens.encode(session_id, generation),
+            scope=scope,
+        )
+        return Issued(tokens=tokens, session_expires_at=session_expires_at)
+
+    def session_of_access_token(self, token: str) -> uuid.UUID:
+        """The session of a valid access token of ours, else raises InvalidToken."""
+        return Caller.from_claims(self.access_tokens.verify(token)).session_id
+
+    def session_of(self, token: str) -> uuid.UUID | None:
+        """The session of any genuine refresh token (current or rotated) or valid access
+        token of ours; None for anything else."""
+        presented = self.refresh_tokens.decode(token)
+        if presented is not None:
+            return presented.session_id
+        try:
+            return self.session_of_access_token(token)
+        except InvalidToken:
+            return None
 
 
 async def password_grant(
-    context: AppContext,
     db: AsyncSession,
     *,
+    issuer: TokenIssuer,
+    policy: SessionPolicy,
+    hasher: PasswordHasher,
+    limiter: RateLimiter,
+    allowed_scopes: list[str],
     username: str,
     password: str,
     scope: str | None,
@@ -102,9 +121,8 @@ async def password_grant(
     requester: Requester,
     device_cookie: str | None = None,
 ) -> Issued:
-    granted = resolve_scope(scope, context.settings.scopes)
+    granted = resolve_scope(scope, allowed_scopes)
     account = users.login_name(username)
-    limiter = context.rate_limiter
     try:
         # Counted before the hash is verified, so concurrent guesses cannot overtake it.
         await limiter.admit_password_attempt(
@@ -123,13 +141,13 @@ async def password_grant(
             )
         raise
     try:
-        user = await users.authenticate(db, context.hasher, email=account, password=password)
+        user = await users.authenticate(db, hasher, email=account, password=password)
     except LoginFailed as exc:
         audit.record(db, audit.Event.LOGIN_FAILED, at=now, requester=requester, user_id=exc.user_id)
         raise
     session = await sessions.create_session(
         db,
-        session_policy(context),
+        policy,
         user_id=user.id,
         scope=granted,
         now=now,
@@ -144,8 +162,7 @@ async def password_grant(
         user_id=user.id,
         session_id=session.id,
     )
-    issued = _issue(
-        context,
+    issued = issuer.issue(
         user_id=user.id,
         role=user.role,
         session_id=session.id,
@@ -158,20 +175,23 @@ async def password_grant(
 
 
 async def refresh_grant(
-    context: AppContext,
     db: AsyncSession,
     *,
+    issuer: TokenIssuer,
+    policy: SessionPolicy,
+    limiter: RateLimiter,
+    maker: async_sessionmaker[AsyncSession],
     refresh_token: str,
     scope: str | None,
     now: datetime,
     requester: Requester,
 ) -> Issued:
-    presented = context.refresh_tokens.decode(refresh_token)
+    presented = issuer.refresh_tokens.decode(refresh_token)
     if presented is None:
         raise InvalidGrant()  # forged: costs nothing, counts against no session
-    await _limit_session(context, presented.session_id, now=now, requester=requester)
+    await _limit_session(limiter, maker, presented.session_id, now=now, requester=requester)
     try:
-        rotated = await rotation.rotate(db, session_policy(context), presented, now)
+        rotated = await rotation.rotate(db, policy, presented, now)
     except RefreshTokenReused as exc:
         audit.record(
             db,
@@ -196,8 +216,7 @@ async def refresh_grant(
         user_id=rotated.user_id,
         session_id=rotated.session_id,
     )
-    return _issue(
-        context,
+    return issuer.issue(
         user_id=rotated.user_id,
         role=rotated.role,
         session_id=rotated.session_id,
@@ -209,15 +228,21 @@ async def refresh_grant(
 
 
 async def _limit_session(
-    context: AppContext, session_id: uuid.UUID, *, now: datetime, requester: Requester
+    limiter: RateLimiter,
+    maker: async_sessionmaker[AsyncSession],
+    session_id: uuid.UUID,
+    *,
+    now: datetime,
+    requester: Requester,
 ) -> None:
     """Count a refresh against its session's limit. The refusal is recorded in a
     transaction of its own (once a minute per session): the request's rolls back."""
     try:
-        await context.rate_limiter.check_session(str(session_id))
+        await limiter.check_session(str(session_id))
     except RateLimited:
         await audit_refusal(
-            context,
+            limiter,
+            maker,
             SESSION_LIMIT,
             str(session_id),
             now=now,
@@ -227,21 +252,9 @@ async def _limit_session(
         raise
 
 
-def _session_of(context: AppContext, token: str) -> uuid.UUID | None:
-    """The session of any genuine refresh token (current or rotated) or valid access
-    token of ours; None for anything else."""
-    presented = context.refresh_tokens.decode(token)
-    if presented is not None:
-        return presented.session_id
-    try:
-        return uuid.UUID(context.access_tokens.verify(token)["sid"])
-    except InvalidToken:
-        return None
-
-
 async def logout(
-    context: AppContext,
     db: AsyncSession,
+    issuer: TokenIssuer,
     *,
     refresh_token: str | None,
     access_token: str | None,
@@ -251,12 +264,12 @@ async def logout(
     """End the session of the refresh token, else of the bearer access token. An
     unknown refresh token ends nothing and is no error: the client is logged out."""
     if refresh_token:
-        session_id = context.refresh_tokens.decode(refresh_token)
-        if session_id is None:
+        presented = issuer.refresh_tokens.decode(refresh_token)
+        if presented is None:
             return
-        target = session_id.session_id
+        target = presented.session_id
     elif access_token:
-        target = uuid.UUID(context.access_tokens.verify(access_token)["sid"])
+        target = issuer.session_of_access_token(access_token)
     else:
         raise AuthenticationRequired()
     await sessions.end_session(
@@ -270,11 +283,11 @@ async def logout(
 
 
 async def revoke_token(
-    context: AppContext, db: AsyncSession, *, token: str, now: datetime, requester: Requester
+    db: AsyncSession, issuer: TokenIssuer, *, token: str, now: datetime, requester: Requester
 ) -> None:
     """RFC 7009: a refresh token ends its session; so does one of our access tokens
     (§2.1 allows revoking the related refresh token). Anything else is ignored."""
-    session_id = _session_of(context, token)
+    session_id = issuer.session_of(token)
     if session_id is not None:
         await sessions.end_session(
             db,

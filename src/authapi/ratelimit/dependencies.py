@@ -29,7 +29,14 @@ async def enforce_address_limit(
     try:
         await context.rate_limiter.check_address(name, requester.ip)
     except RateLimited:
-        await audit_refusal(context, name, requester.ip, now=now, requester=requester)
+        await audit_refusal(
+            context.rate_limiter,
+            context.sessionmaker,
+            name,
+            requester.ip,
+            now=now,
+            requester=requester,
+        )
         raise
 
 

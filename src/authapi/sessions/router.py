@@ -4,12 +4,10 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from authapi.access_tokens.dependencies import CurrentClaims
-from authapi.audit import service as audit
+from authapi.access_tokens.dependencies import CurrentCaller
 from authapi.dependencies import CurrentRequester, DbSession, Now
 from authapi.errors import AuthenticationRequired, InvalidToken, NotFound, responses
 from authapi.sessions import service
-from authapi.sessions.models import RevokeReason
 from authapi.sessions.schemas import SessionOut
 
 router = APIRouter(tags=["sessions"])
@@ -18,10 +16,9 @@ AUTH_ERRORS = responses(AuthenticationRequired, InvalidToken)
 
 
 @router.get("/sessions", response_model=list[SessionOut], responses=AUTH_ERRORS)
-async def list_sessions(claims: CurrentClaims, db: DbSession, now: Now) -> list[SessionOut]:
+async def list_sessions(caller: CurrentCaller, db: DbSession, now: Now) -> list[SessionOut]:
     """The caller's active sessions, most recently used first."""
-    current = uuid.UUID(claims["sid"])
-    rows = await service.list_active(db, uuid.UUID(claims["sub"]), now)
+    rows = await service.list_active(db, caller.user_id, now)
     return [
         SessionOut(
             id=row.id,
@@ -30,7 +27,7 @@ async def list_sessions(claims: CurrentClaims, db: DbSession, now: Now) -> list[
             expires_at=row.expires_at,
             user_agent=row.user_agent,
             ip=row.ip,
-            current=row.id == current,
+            current=row.id == caller.session_id,
         )
         for row in rows
     ]
@@ -44,23 +41,13 @@ async def list_sessions(claims: CurrentClaims, db: DbSession, now: Now) -> list[
 )
 async def delete_session(
     session_id: uuid.UUID,
-    claims: CurrentClaims,
+    caller: CurrentCaller,
     db: DbSession,
     now: Now,
     requester: CurrentRequester,
 ) -> Response:
     """Revoke one of the caller's sessions (404 for anybody else's)."""
-    session = await service.get_own(db, uuid.UUID(claims["sub"]), session_id)
-    if session is None:
-        raise NotFound("No such session.")
-    await service.end_session(
-        db,
-        session.id,
-        reason=RevokeReason.SESSION_DELETED,
-        event=audit.Event.SESSION_REVOKED,
-        now=now,
-        requester=requester,
-    )
+    await service.end_own_session(db, caller.user_id, session_id, now=now, requester=requester)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -71,17 +58,10 @@ async def delete_session(
     responses=AUTH_ERRORS,
 )
 async def delete_all_sessions(
-    claims: CurrentClaims, db: DbSession, now: Now, requester: CurrentRequester
+    caller: CurrentCaller, db: DbSession, now: Now, requester: CurrentRequester
 ) -> Response:
     """Log out everywhere: revoke every session of the caller, this one included."""
-    user_id = uuid.UUID(claims["sub"])
-    await service.revoke_all(db, user_id, RevokeReason.LOGOUT_EVERYWHERE, now)
-    audit.record(
-        db,
-        audit.Event.ALL_SESSIONS_REVOKED,
-        at=now,
-        requester=requester,
-        user_id=user_id,
-        session_id=uuid.UUID(claims["sid"]),
+    await service.end_all_own_sessions(
+        db, caller.user_id, current=caller.session_id, now=now, requester=requester
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

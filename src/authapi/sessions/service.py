@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authapi import metrics
 from authapi.audit import service as audit
 from authapi.client_address import Requester
+from authapi.config import Settings
 from authapi.db import delete_batch
+from authapi.errors import NotFound
 from authapi.revocations.publish import publish
 from authapi.sessions.models import LoginSession, RevokeReason
 
@@ -23,6 +25,14 @@ class SessionPolicy:
     idle_timeout: timedelta
     max_lifetime: timedelta
     reuse_grace: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionPolicy:
+        return cls(
+            idle_timeout=timedelta(seconds=settings.session_idle_timeout),
+            max_lifetime=timedelta(seconds=settings.session_max_lifetime),
+            reuse_grace=timedelta(seconds=settings.refresh_reuse_grace),
+        )
 
     def idle_deadline(self, now: datetime, absolute: datetime) -> datetime:
         return min(now + self.idle_timeout, absolute)
@@ -116,11 +126,49 @@ async def revoke_all(
     return len(revoked)
 
 
-async def get_own(
-    db: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
-) -> LoginSession | None:
-    return await db.scalar(
-        select(LoginSession).where(LoginSession.id == session_id, LoginSession.user_id == user_id)
+async def end_own_session(
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    *,
+    now: datetime,
+    requester: Requester,
+) -> None:
+    """A user ends one of their sessions; NotFound for anybody else's."""
+    session = await db.scalar(
+        select(LoginSession.id).where(
+            LoginSession.id == session_id, LoginSession.user_id == user_id
+        )
+    )
+    if session is None:
+        raise NotFound("No such session.")
+    await end_session(
+        db,
+        session_id,
+        reason=RevokeReason.SESSION_DELETED,
+        event=audit.Event.SESSION_REVOKED,
+        now=now,
+        requester=requester,
+    )
+
+
+async def end_all_own_sessions(
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    current: uuid.UUID,
+    now: datetime,
+    requester: Requester,
+) -> None:
+    """A user logs out everywhere from their session `current`, which ends too."""
+    await revoke_all(db, user_id, RevokeReason.LOGOUT_EVERYWHERE, now)
+    audit.record(
+        db,
+        audit.Event.ALL_SESSIONS_REVOKED,
+        at=now,
+        requester=requester,
+        user_id=user_id,
+        session_id=current,
     )
 
 

@@ -150,7 +150,7 @@ async def seed(db: AsyncSession, settings: Settings, kek: bytes, now: datetime) 
             "database as the current key (its private part encrypted under the "
             "key-encryption key). Production needs AUTHAPI_KEY_ENCRYPTION_KEY and "
             "AUTHAPI_REFRESH_TOKEN_SECRET, and its keys are managed with `authapi keys "
-            "generate|import|rollover` (README: Signing keys)",
+            "generate|import|rollover` (docs/operations.md: Signing keys)",
             configured.signing.algorithm,
             configured.signing.kid,
         )

@@ -1,23 +1,19 @@
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends
 
-from authapi.access_tokens.dependencies import CurrentClaims
+from authapi.access_tokens.dependencies import CurrentCaller
 from authapi.dependencies import DbSession
-from authapi.errors import Forbidden, InvalidToken
+from authapi.errors import Forbidden
 from authapi.users import service
 from authapi.users.models import User
 
 
-async def current_user(db: DbSession, claims: CurrentClaims) -> User:
+async def current_user(db: DbSession, caller: CurrentCaller) -> User:
     """The caller, from the database: for endpoints that need more than the token says."""
-    user = await service.get_user(db, uuid.UUID(claims["sub"]))
-    if user is None or not user.is_active:
-        raise InvalidToken()
-    return user
+    return await service.active_user(db, caller)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

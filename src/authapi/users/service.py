@@ -1,19 +1,28 @@
-"""Users: registration, credential checks, password changes."""
+"""Users: registration, credential checks, password changes, the caller's profile."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from authapi.db import release_connection
-from authapi.errors import EmailTaken, LoginFailed, WrongPassword
+from authapi.access_tokens.service import Caller
+from authapi.audit import service as audit
+from authapi.client_address import Requester
+from authapi.db import end_read_only_transaction, transaction
+from authapi.errors import EmailTaken, InvalidToken, LoginFailed, WrongPassword
+from authapi.expiring import ExpiringCache
+from authapi.ratelimit.service import RateLimiter
+from authapi.sessions import service as sessions
+from authapi.sessions.models import RevokeReason
 from authapi.users.emails import normalize_email
 from authapi.users.models import User
 from authapi.users.passwords import PasswordHasher
+from authapi.users.schemas import UserOut
 
 
 async def create_user(
@@ -26,6 +35,7 @@ async def create_user(
     role: str = "user",
 ) -> User:
     """Create a user; `email` must already be normalised (the schema does it)."""
+    await end_read_only_transaction(db)
     async with hasher.slot():
         password_hash = await hasher.hash(password)
     user = User(
@@ -43,6 +53,21 @@ async def create_user(
             await db.flush()
     except IntegrityError:
         raise EmailTaken() from None
+    return user
+
+
+async def register(
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    *,
+    email: str,
+    password: str,
+    now: datetime,
+    requester: Requester,
+) -> User:
+    """Registration: a new account with the role "user", in the audit trail."""
+    user = await create_user(db, hasher, email=email, password=password, now=now)
+    audit.record(db, audit.Event.USER_REGISTERED, at=now, requester=requester, user_id=user.id)
     return user
 
 
@@ -71,7 +96,7 @@ async def authenticate(
     timing tells which part failed."""
     async with hasher.slot():
         user = await db.scalar(select(User).where(User.email == email))
-        await release_connection(db)
+        await end_read_only_transaction(db)
         matches, new_hash = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not matches or not user.is_active:
         raise LoginFailed(user.id if user else None)
@@ -81,10 +106,60 @@ async def authenticate(
     return user
 
 
+async def active_user(db: AsyncSession, caller: Caller) -> User:
+    """The caller's account, from the database; InvalidToken once it is gone or
+    disabled (its sessions have ended then, but its access token may not have)."""
+    user = await get_user(db, caller.user_id)
+    if user is None or not user.is_active:
+        raise InvalidToken()
+    return user
+
+
+async def profile(
+    maker: async_sessionmaker[AsyncSession],
+    profiles: ExpiringCache[str, UserOut],
+    caller: Caller,
+    *,
+    ttl: float,
+) -> UserOut:
+    """The caller's profile. Read from the database once per session and access-token
+    lifetime (`ttl`), then answered from `profiles`: every change to what it shows (the
+    role, whether the account is active) ends the user's sessions, whose tokens are then
+    refused before this runs."""
+    now = time.time()
+    key = str(caller.session_id)
+    cached = profiles.get(key, now)
+    if cached is not None:
+        return cached
+    # Its own transaction, only when needed: a hit opens no session at all.
+    async with transaction(maker) as db:
+        found = UserOut.model_validate(await active_user(db, caller))
+    profiles.put(key, found, now + ttl, now)
+    return found
+
+
 async def change_password(
-    db: AsyncSession, hasher: PasswordHasher, user: User, *, current: str, new: str
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    limiter: RateLimiter,
+    user: User,
+    *,
+    current: str,
+    new: str,
+    session_id: uuid.UUID,
+    now: datetime,
+    requester: Requester,
+    device_cookie: str | None,
 ) -> None:
-    await release_connection(db)
+    """Change a user's password from their session `session_id`: the attempt is
+    throttled like a login, the current password verified, every other session of the
+    user ended, and the change recorded."""
+    # A stolen access token must not become a way around the login throttle: the
+    # attempt counts like a login's, before the current password is verified.
+    await limiter.admit_password_attempt(
+        user.email, address=requester.ip, device_cookie=device_cookie
+    )
+    await end_read_only_transaction(db)
     async with hasher.slot():
         matches, _ = await hasher.verify(current, user.password_hash)
         if not matches:
@@ -92,3 +167,12 @@ async def change_password(
         new_hash = await hasher.hash(new)
     user.password_hash = new_hash
     await db.flush()
+    await sessions.revoke_all(db, user.id, RevokeReason.PASSWORD_CHANGED, now, keep=session_id)
+    audit.record(
+        db,
+        audit.Event.PASSWORD_CHANGED,
+        at=now,
+        requester=requester,
+        user_id=user.id,
+        session_id=session_id,
+    )
