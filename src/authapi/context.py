@@ -11,6 +11,8 @@ from authapi.access_tokens.service import AccessTokens
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.expiring import ExpiringCache
+from authapi.mail.sender import MailSender
+from authapi.mail.tokens import MailTokenKey
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
@@ -36,3 +38,5 @@ class AppContext:
     revoked_sessions: RevokedSessions
     revocation_feed: RevocationFeed
     signing_keys: SigningKeyReloader
+    mail_sender: MailSender
+    mail_tokens: MailTokenKey
