@@ -206,6 +206,23 @@ class TestRetries:
         assert await sender.run_once() == 0
         assert smtp_server.inbox.messages == []
 
+    async def test_a_permanent_refusal_fails_at_once(
+        self,
+        maker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        clock: FakeClock,
+        smtp_server: SMTPServer,
+    ) -> None:
+        settings = relay_settings(settings, smtp_server.port)
+        await queue(maker, settings, clock)
+        smtp_server.inbox.refuse = True
+        smtp_server.inbox.refusal = "550 5.1.1 no such mailbox"
+        await MailSender(settings, clock, maker, SMTPRelay(settings)).run_once()
+        [row] = await rows(maker)
+        assert (row.state, row.attempts) == (MailState.FAILED, 1)
+        assert row.last_error is not None
+        assert "550" in row.last_error
+
 
 class _Crash(Exception):
     pass

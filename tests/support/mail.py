@@ -33,15 +33,16 @@ def free_port() -> int:
 
 @dataclass
 class Inbox:
-    """What the server received; `refuse` makes it answer every mail with a 451."""
+    """What the server received; `refuse` makes it answer every mail with `refusal`."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     refuse: bool = False
+    refusal: str = "451 4.3.0 try again later"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
         if self.refuse:
-            return "451 4.3.0 try again later"
+            return self.refusal
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         with self.lock:
