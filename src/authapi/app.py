@@ -28,6 +28,9 @@ from authapi.expiring import ExpiringCache
 from authapi.hashing_admission import HashingAdmission
 from authapi.issuer.hosts import ForeignHostWarning
 from authapi.issuer.record import check_issuer
+from authapi.mail.delivery import transport_for
+from authapi.mail.sender import MailSender
+from authapi.mail.tokens import MailTokenKey
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
@@ -91,16 +94,17 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
     verified_tokens = VerifiedTokens(access_tokens.verify)
     refresh_token_key = load_refresh_token_key(settings)
     refresh_tokens = RefreshTokenCodec(refresh_token_key)
+    # Every transaction that revokes sessions adds them here when it commits.
+    sessionmaker = create_sessionmaker(
+        engine,
+        info={publish.REGISTRY: revoked_sessions} if settings.instant_revocation else None,
+        session_class=session_class(),
+    )
     return AppContext(
         settings=settings,
         clock=clock,
         engine=engine,
-        # Every transaction that revokes sessions adds them here when it commits.
-        sessionmaker=create_sessionmaker(
-            engine,
-            info={publish.REGISTRY: revoked_sessions} if settings.instant_revocation else None,
-            session_class=session_class(),
-        ),
+        sessionmaker=sessionmaker,
         hasher=PasswordHasher(settings),
         access_tokens=access_tokens,
         verified_tokens=verified_tokens,
@@ -115,6 +119,8 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         signing_keys=SigningKeyReloader(
             settings, engine, kek, access_tokens, on_change=verified_tokens.clear
         ),
+        mail_sender=MailSender(settings, clock, sessionmaker, transport_for(settings)),
+        mail_tokens=MailTokenKey(refresh_token_key),
     )
 
 
@@ -171,10 +177,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await check_issuer(context.sessionmaker, settings.issuer, context.clock.now())
         await context.revocation_feed.start()
         await context.signing_keys.start()
+        await context.mail_sender.start()
         try:
             async with metrics_export.sampling(context):
                 yield
         finally:
+            await context.mail_sender.stop()
             await context.signing_keys.stop()
             await context.revocation_feed.stop()
             context.hasher.close()

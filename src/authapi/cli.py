@@ -1,4 +1,4 @@
-"""The `authapi` command: migrate, serve, create-user, prune, keys."""
+"""The `authapi` command: migrate, serve, create-user, prune, keys, issuer, mail."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
 from authapi.issuer import commands as issuer_commands
 from authapi.issuer.addresses import issuer_for_listen_address
 from authapi.listen_address import AddressUnusable, check_address_free
+from authapi.mail import commands as mail_commands
 from authapi.sessions.rotation import load_refresh_token_key
 from authapi.signing import commands as key_commands
 from authapi.signing.keys import KeyConfigError
@@ -229,11 +230,23 @@ def cmd_create_user(args: argparse.Namespace) -> None:
 
 def cmd_prune(args: argparse.Namespace) -> None:
     settings = _settings()
-    session_count, event_count = asyncio.run(prune.prune(settings, args.batch_size))
-    print(f"deleted {session_count} ended sessions")  # noqa: T201
+    pruned = asyncio.run(prune.prune(settings, args.batch_size))
+    print(f"deleted {pruned.sessions} ended sessions")  # noqa: T201
     print(  # noqa: T201
-        f"deleted {event_count} audit events older than {settings.audit_retention_days} days"
+        f"deleted {pruned.audit_events} audit events older than "
+        f"{settings.audit_retention_days} days"
     )
+    print(f"deleted {pruned.mails} sent or failed mails")  # noqa: T201
+    print(f"deleted {pruned.mail_tokens} expired mail tokens")  # noqa: T201
+
+
+def cmd_mail(args: argparse.Namespace) -> None:
+    settings = _settings()
+    _secure_data_dir(settings)  # the embedded default writes mail there
+    if not asyncio.run(_schema_is_current(settings)):
+        raise CommandError("the database schema is not current: run `authapi migrate` first")
+    sent = mail_commands.run(settings, args)
+    print(f"sent {sent} mails")  # noqa: T201
 
 
 def _positive_int(text: str) -> int:
@@ -302,12 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--role", choices=ROLES, default="user")
     create_user.set_defaults(func=cmd_create_user)
 
-    prune = commands.add_parser("prune", help="delete expired and revoked sessions")
+    prune = commands.add_parser(
+        "prune", help="delete ended sessions, old audit events, sent mail, expired mail tokens"
+    )
     prune.add_argument("--batch-size", type=_positive_int, default=1000)
     prune.set_defaults(func=cmd_prune)
 
     key_commands.add_parser(commands, cmd_keys)
     issuer_commands.add_parser(commands, cmd_issuer)
+    mail_commands.add_parser(commands, cmd_mail)
     return parser
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -62,6 +64,23 @@ def check_database_url(url: str) -> str:
         # Each connection would get its own empty in-memory database.
         raise ValueError(f"name the database file: {driver}:///PATH/TO/FILE.db")
     return url
+
+
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+
+
+def check_smtp_url(url: str) -> None:
+    """A ValueError unless the relay URL can be used; the message never repeats the URL:
+    it may hold a password."""
+    parts = urlsplit(url)
+    if parts.scheme not in SMTP_SCHEMES:
+        raise ValueError("AUTHAPI_SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ValueError("AUTHAPI_SMTP_URL has a bad port") from None
+    if not parts.hostname:
+        raise ValueError("AUTHAPI_SMTP_URL names no host")
 
 
 def _split_list(value: object) -> object:
@@ -163,6 +182,23 @@ class Settings(BaseSettings):
 
     audit_retention_days: int = Field(default=90, ge=1)  # `authapi prune` deletes older events
 
+    # Mail (mail/). The relay: smtp://[user:password@]host[:port] (plain),
+    # smtp+starttls://… (STARTTLS required) or smtps://… (implicit TLS). Unset: every
+    # mail is written as an .eml file into <data_dir>/mail/ instead.
+    smtp_url: SecretStr | None = None
+    smtp_timeout: float = Field(default=10.0, gt=0, le=300)  # per connection and command
+    # CA certificates (PEM) the relay's certificate is checked against instead of the
+    # system's; verification itself is never off.
+    smtp_ca_file: Path | None = None
+    mail_from: str = "authapi <noreply@localhost>"
+    mail_app_name: str = "authapi"  # how mails name the service
+    # A folder of templates that replace the package's own, file by file (mail/templates/).
+    mail_templates_dir: Path | None = None
+    # How often each instance's sender looks for due mail.
+    mail_poll_interval: float = Field(default=2.0, gt=0, le=300)
+    email_verification_ttl: int = Field(default=DAY, ge=60)
+    password_reset_ttl: int = Field(default=1800, ge=60)
+
     # Logs on stderr: one JSON object per line, or plain text for a terminal (logs.py).
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -226,6 +262,22 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
         return check_database_url(value) if value else None
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        check_smtp_url(value.get_secret_value())
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        _name, address = parseaddr(value)
+        if "@" not in address or any(ch in value for ch in "\r\n"):
+            raise ValueError("AUTHAPI_MAIL_FROM must be an address: 'Name <user@host>'")
+        return value
 
     @field_validator("issuer")
     @classmethod

@@ -11,6 +11,8 @@ from authapi.access_tokens.service import AccessTokens
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.expiring import ExpiringCache
+from authapi.mail.sender import MailSender
+from authapi.mail.tokens import MailTokenKey
 from authapi.oauth.service import TokenIssuer
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
@@ -41,3 +43,5 @@ class AppContext:
     revoked_sessions: RevokedSessions
     revocation_feed: RevocationFeed
     signing_keys: SigningKeyReloader
+    mail_sender: MailSender
+    mail_tokens: MailTokenKey

@@ -132,6 +132,15 @@ class InvalidToken(AuthenticationRequired):
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
+class InvalidMailToken(DomainError):
+    """A token from a mailed link that is unknown, used, expired, voided by a newer one,
+    or bound to an account state that has changed: 400, unlike InvalidToken's 401 (the
+    request's own credentials are not in question)."""
+
+    error = "invalid_token"
+    description = "The link is invalid, used, expired or replaced by a newer one."
+
+
 class Forbidden(DomainError):
     status_code = 403
     error = "insufficient_role"

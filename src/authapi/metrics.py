@@ -65,6 +65,19 @@ REVOCATION_LISTENER = Gauge(
     "always 0 on SQLite or with instant revocation off, where no listener runs.",
     multiprocess_mode="livemin",
 )
+MAIL_QUEUED = Counter("authapi_mail_queued", "Mails put in the outbox (counted at commit).")
+MAIL_SENT = Counter("authapi_mail_sent", "Mails handed to the relay (or written as .eml files).")
+MAIL_RETRIED = Counter(
+    "authapi_mail_retried", "Attempts to send a mail that failed and will be tried again."
+)
+MAIL_FAILED = Counter(
+    "authapi_mail_failed", "Mails given up on: refused for good, or not sent within a day."
+)
+MAIL_OLDEST_PENDING = Gauge(
+    "authapi_mail_oldest_pending_age_seconds",
+    "Age of the oldest mail not yet sent, as the last sender pass saw it (0: none waiting).",
+    multiprocess_mode="livemax",
+)
 
 # The audit events that are metrics, by their value (audit.service.Event).
 _AUDIT_COUNTERS: dict[str, Counter] = {

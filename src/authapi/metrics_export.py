@@ -35,6 +35,7 @@ from authapi.errors import error_response
 from authapi.metrics import (
     HASHING_CAPACITY,
     HASHING_QUEUE,
+    MAIL_OLDEST_PENDING,
     RATE_LIMITED,
     REVOCATION_LISTENER,
     REVOCATIONS,
@@ -54,6 +55,7 @@ def sample(context: AppContext) -> None:
     HASHING_CAPACITY.set(context.hasher.max_pending)
     REVOKED_SESSIONS.set(len(context.revoked_sessions))
     REVOCATION_LISTENER.set(1 if context.revocation_feed.listening else 0)
+    MAIL_OLDEST_PENDING.set(context.mail_sender.oldest_pending_age)
 
 
 @contextlib.asynccontextmanager

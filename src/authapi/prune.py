@@ -4,6 +4,7 @@ table never holds locks for long."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,6 +13,7 @@ from authapi.audit import service as audit
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.db import create_engine, create_sessionmaker, transaction
+from authapi.mail import outbox, tokens
 from authapi.sessions import service as sessions
 
 PruneBatch = Callable[[AsyncSession, datetime, int], Awaitable[int]]
@@ -29,8 +31,16 @@ async def _prune_all(
             return total
 
 
-async def prune(settings: Settings, batch_size: int) -> tuple[int, int]:
-    """Delete ended sessions and old audit events: (sessions, events) deleted."""
+@dataclass(frozen=True)
+class Pruned:
+    sessions: int
+    audit_events: int
+    mails: int  # sent, or given up on longer ago than the audit retention
+    mail_tokens: int  # expired
+
+
+async def prune(settings: Settings, batch_size: int) -> Pruned:
+    """Delete ended sessions, old audit events, sent mail and expired mail tokens."""
     engine = create_engine(settings)
     maker = create_sessionmaker(engine)
     now = Clock().now()
@@ -41,6 +51,11 @@ async def prune(settings: Settings, batch_size: int) -> tuple[int, int]:
         session_count = await _prune_all(maker, sessions.prune_batch, ended, batch_size)
         old = now - timedelta(days=settings.audit_retention_days)
         event_count = await _prune_all(maker, audit.prune_batch, old, batch_size)
-        return session_count, event_count
+        # A sent mail's message is already gone (mail/sender.py): nothing to keep. A
+        # failed one stays as long as the audit trail, for the operator to look into.
+        mail_count = await _prune_all(maker, outbox.prune_sent_batch, now, batch_size)
+        mail_count += await _prune_all(maker, outbox.prune_failed_batch, old, batch_size)
+        token_count = await _prune_all(maker, tokens.prune_batch, now, batch_size)
+        return Pruned(session_count, event_count, mail_count, token_count)
     finally:
         await engine.dispose()

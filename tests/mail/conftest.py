@@ -1,0 +1,49 @@
+"""Mail tests: the outbox and tokens on a real database (both backends, from the
+shared harness), senders built directly so a test runs one pass when it wants."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from authapi.app import session_class
+from authapi.config import Settings
+from authapi.db import create_engine, create_sessionmaker, transaction
+from authapi.mail.models import MailToken, OutboxMail
+from authapi.users.models import User
+from tests.support.clock import FakeClock
+from tests.support.mail import smtp_server  # noqa: F401 - a fixture
+
+
+@pytest.fixture
+async def maker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(settings)
+    # The app's Session class: metrics held back until commit are counted as in the app.
+    sessionmaker = create_sessionmaker(engine, session_class=session_class())
+    async with engine.begin() as connection:
+        for table in (OutboxMail, MailToken, User):
+            await connection.execute(delete(table))
+    try:
+        yield sessionmaker
+    finally:
+        await engine.dispose()
+
+
+async def add_user(
+    maker: async_sessionmaker[AsyncSession], clock: FakeClock, email: str | None = None
+) -> User:
+    user = User(
+        id=uuid.uuid4(),
+        email=email or f"{uuid.uuid4().hex[:12]}@example.com",
+        password_hash="$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+        role="user",
+        is_active=True,
+        created_at=clock.now(),
+    )
+    async with transaction(maker) as db:
+        db.add(user)
+    return user
