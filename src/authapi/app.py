@@ -35,7 +35,7 @@ from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, S
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
 from authapi.oauth.service import TokenIssuer
-from authapi.openapi import document_errors
+from authapi.openapi import correct_openapi
 from authapi.ratelimit.devices import DeviceCookies
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations import publish
@@ -212,7 +212,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         health.router,
     ):
         app.include_router(router)
-    document_errors(app)
+    correct_openapi(app)
     install_docs(app)
     metrics_export.install_metrics(app, settings)
     if settings.demo_spa:

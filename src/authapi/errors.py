@@ -17,6 +17,7 @@ the refusal goes out.
   + UnsupportedGrantType            400 unsupported_grant_type
   + InvalidScope                    400 invalid_scope
   + WrongPassword                   400 invalid_password
+  + InvalidMailToken                400 invalid_token, a mailed link's token
   + AuthenticationRequired          401 invalid_token, `WWW-Authenticate: Bearer`
   | + InvalidToken                  401 invalid_token, with `error="invalid_token"`
   + Forbidden                       403 insufficient_role
@@ -224,15 +225,34 @@ def error_response(
     )
 
 
-def responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for a route, so /docs shows each error it can answer."""
-    documented: dict[int | str, dict[str, Any]] = {}
+def responses(
+    *errors: type[DomainError],
+    body: bool = False,
+    validated: bool = False,
+    database: bool = False,
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route, so /docs shows each error it can answer: the
+    route's own `errors`, and what may answer before its handler runs. Every route: 400
+    for a credential in the URL (dependencies.refuse_secrets_in_query). With a request
+    `body`: 400 for one that cannot be read, 413 for one over the size limit
+    (middleware.SizeLimits). With input to be `validated`: 422 from the one validation
+    handler, in our body (declaring it keeps FastAPI's own 422 out). With a `database`
+    transaction: 503 while the database is down."""
+    codes: dict[int, list[str]] = {400: ["invalid_request"]}
+    if body:
+        codes[413] = ["request_too_large"]
+    if validated:
+        codes[422] = ["invalid_request"]
+    if database:
+        codes[503] = [ServiceUnavailable.error]
     for error in errors:
-        entry = documented.setdefault(error.status_code, {"model": ErrorBody, "description": ""})
-        codes = entry["description"].split(", ") if entry["description"] else []
-        if error.error not in codes:
-            entry["description"] = ", ".join([*codes, error.error])
-    return documented
+        listed = codes.setdefault(error.status_code, [])
+        if error.error not in listed:
+            listed.append(error.error)
+    return {
+        status: {"model": ErrorBody, "description": ", ".join(listed)}
+        for status, listed in sorted(codes.items())
+    }
 
 
 def domain_error_response(exc: DomainError) -> JSONResponse:

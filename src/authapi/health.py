@@ -32,7 +32,7 @@ _SQLITE_PROBE = (
 _POSTGRESQL_PROBE = ("UPDATE alembic_version SET version_num = version_num WHERE false",)
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=responses())
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}

@@ -10,6 +10,7 @@ from authapi.audit.schemas import MAX_EVENT_ID, AuditEventOut, AuditPage, Instan
 from authapi.audit.service import Event
 from authapi.dependencies import DbSession
 from authapi.errors import AuthenticationRequired, Forbidden, InvalidToken, responses
+from authapi.openapi import session_link, user_links
 from authapi.users.dependencies import AdminUser
 
 router = APIRouter(tags=["audit"])
@@ -18,7 +19,17 @@ router = APIRouter(tags=["audit"])
 @router.get(
     "/admin/audit",
     response_model=AuditPage,
-    responses=responses(AuthenticationRequired, InvalidToken, Forbidden),
+    responses={
+        **responses(AuthenticationRequired, InvalidToken, Forbidden, validated=True, database=True),
+        # The session and the user of an event may be null (a failed login for an
+        # unknown address has neither): only the newest event's, when it has one.
+        200: {
+            "links": {
+                **session_link("the session of the newest event", "/items/0/session_id"),
+                **user_links("the user of the newest event", "/items/0/user_id"),
+            }
+        },
+    },
 )
 async def list_audit_events(
     _admin: AdminUser,

@@ -42,7 +42,7 @@ from authapi.ratelimit.dependencies import (
 
 router = APIRouter(tags=["oauth"])
 
-TOKEN_ERRORS = responses(
+TOKEN_ERRORS = (
     InvalidRequest,
     InvalidGrant,
     UnsupportedGrantType,
@@ -92,7 +92,7 @@ def _deliver(
     "/token",
     response_model=TokenResponse,
     response_model_exclude_none=True,
-    responses=TOKEN_ERRORS,
+    responses=responses(*TOKEN_ERRORS, body=True, database=True),
 )
 async def token(
     request: Request,
@@ -158,7 +158,7 @@ async def token(
     "/refresh",
     response_model=TokenResponse,
     response_model_exclude_none=True,
-    responses={**TOKEN_ERRORS, **responses(CsrfRejected)},
+    responses=responses(*TOKEN_ERRORS, CsrfRejected, body=True, database=True),
     dependencies=[limit_by_address("refresh")],
 )
 async def refresh(
@@ -203,7 +203,7 @@ async def refresh(
     "/revoke",
     status_code=status.HTTP_200_OK,
     response_class=Response,
-    responses=responses(InvalidRequest, RateLimited),
+    responses=responses(InvalidRequest, RateLimited, body=True, database=True),
     dependencies=[limit_by_address("revoke")],
 )
 async def revoke(
@@ -227,7 +227,15 @@ async def revoke(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(AuthenticationRequired, InvalidToken, RateLimited, CsrfRejected),
+    responses=responses(
+        AuthenticationRequired,
+        InvalidToken,
+        RateLimited,
+        CsrfRejected,
+        body=True,
+        validated=True,
+        database=True,
+    ),
     dependencies=[limit_by_address("revoke")],
 )
 async def logout(
@@ -262,7 +270,11 @@ async def logout(
     return response
 
 
-@router.get("/.well-known/oauth-authorization-server", response_model=ServerMetadata)
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    response_model=ServerMetadata,
+    responses=responses(),
+)
 async def metadata(context: Context) -> ServerMetadata:
     issuer = context.settings.issuer
     return ServerMetadata(

@@ -7,15 +7,23 @@ from fastapi import APIRouter, Response, status
 from authapi.access_tokens.dependencies import CurrentCaller
 from authapi.dependencies import CurrentRequester, DbSession, Now
 from authapi.errors import AuthenticationRequired, InvalidToken, NotFound, responses
+from authapi.openapi import session_link
 from authapi.sessions import service
 from authapi.sessions.schemas import SessionOut
 
 router = APIRouter(tags=["sessions"])
 
-AUTH_ERRORS = responses(AuthenticationRequired, InvalidToken)
+AUTH_ERRORS = (AuthenticationRequired, InvalidToken)
 
 
-@router.get("/sessions", response_model=list[SessionOut], responses=AUTH_ERRORS)
+@router.get(
+    "/sessions",
+    response_model=list[SessionOut],
+    responses={
+        **responses(*AUTH_ERRORS, database=True),
+        200: {"links": session_link("the first session", "/0/id")},
+    },
+)
 async def list_sessions(caller: CurrentCaller, db: DbSession, now: Now) -> list[SessionOut]:
     """The caller's active sessions, most recently used first."""
     rows = await service.list_active(db, caller.user_id, now)
@@ -37,7 +45,7 @@ async def list_sessions(caller: CurrentCaller, db: DbSession, now: Now) -> list[
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={**AUTH_ERRORS, **responses(NotFound)},
+    responses=responses(*AUTH_ERRORS, NotFound, validated=True, database=True),
 )
 async def delete_session(
     session_id: uuid.UUID,
@@ -55,7 +63,7 @@ async def delete_session(
     "/sessions",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=AUTH_ERRORS,
+    responses=responses(*AUTH_ERRORS, database=True),
 )
 async def delete_all_sessions(
     caller: CurrentCaller, db: DbSession, now: Now, requester: CurrentRequester

@@ -17,16 +17,24 @@ from authapi.errors import (
     OwnAccountChange,
     responses,
 )
+from authapi.openapi import user_links
 from authapi.users import admin_service as service
 from authapi.users.dependencies import AdminUser
 from authapi.users.schemas import EmailCursor, EmailFragment, Role, UserOut, UserPage, UserUpdate
 
 router = APIRouter(tags=["admin"])
 
-ADMIN_ERRORS = responses(AuthenticationRequired, InvalidToken, Forbidden)
+ADMIN_ERRORS = (AuthenticationRequired, InvalidToken, Forbidden)
 
 
-@router.get("/admin/users", response_model=UserPage, responses=ADMIN_ERRORS)
+@router.get(
+    "/admin/users",
+    response_model=UserPage,
+    responses={
+        **responses(*ADMIN_ERRORS, validated=True, database=True),
+        200: {"links": user_links("the first user", "/items/0/id")},
+    },
+)
 async def list_users(
     _admin: AdminUser,
     db: DbSession,
@@ -56,7 +64,9 @@ async def list_users(
 @router.patch(
     "/admin/users/{user_id}",
     response_model=UserOut,
-    responses={**ADMIN_ERRORS, **responses(NotFound, OwnAccountChange)},
+    responses=responses(
+        *ADMIN_ERRORS, NotFound, OwnAccountChange, body=True, validated=True, database=True
+    ),
 )
 async def update_user(
     user_id: uuid.UUID,
@@ -85,7 +95,7 @@ async def update_user(
     "/admin/users/{user_id}/sessions",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={**ADMIN_ERRORS, **responses(NotFound)},
+    responses=responses(*ADMIN_ERRORS, NotFound, validated=True, database=True),
 )
 async def end_user_sessions(
     user_id: uuid.UUID, admin: AdminUser, db: DbSession, now: Now, requester: CurrentRequester

@@ -14,6 +14,7 @@ from authapi.errors import (
     WrongPassword,
     responses,
 )
+from authapi.openapi import user_links
 from authapi.ratelimit.dependencies import limit_by_address, read_device_cookie
 from authapi.users import service
 from authapi.users.dependencies import CurrentUser
@@ -21,14 +22,25 @@ from authapi.users.schemas import PasswordChange, UserCreate, UserOut
 
 router = APIRouter(tags=["users"])
 
-AUTH_ERRORS = responses(AuthenticationRequired, InvalidToken)
+AUTH_ERRORS = (AuthenticationRequired, InvalidToken)
 
 
 @router.post(
     "/users",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=responses(InvalidRequest, EmailTaken, RateLimited, ServiceUnavailable),
+    responses={
+        **responses(
+            InvalidRequest,
+            EmailTaken,
+            RateLimited,
+            ServiceUnavailable,
+            body=True,
+            validated=True,
+            database=True,
+        ),
+        201: {"links": user_links("the new user", "/id")},
+    },
     dependencies=[limit_by_address("register")],
 )
 async def register(
@@ -41,7 +53,7 @@ async def register(
     return UserOut.model_validate(user)
 
 
-@router.get("/users/me", response_model=UserOut, responses=AUTH_ERRORS)
+@router.get("/users/me", response_model=UserOut, responses=responses(*AUTH_ERRORS))
 async def me(caller: CurrentCaller, context: Context) -> UserOut:
     """The caller's profile (answered from memory after the first time in a session)."""
     return await service.profile(
@@ -53,10 +65,16 @@ async def me(caller: CurrentCaller, context: Context) -> UserOut:
     "/users/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={
-        **AUTH_ERRORS,
-        **responses(InvalidRequest, WrongPassword, RateLimited, ServiceUnavailable),
-    },
+    responses=responses(
+        *AUTH_ERRORS,
+        InvalidRequest,
+        WrongPassword,
+        RateLimited,
+        ServiceUnavailable,
+        body=True,
+        validated=True,
+        database=True,
+    ),
 )
 async def change_password(
     request: Request,
