@@ -46,10 +46,10 @@ async def create_user(
         is_active=True,
         created_at=now,
     )
-    db.add(user)
     try:
-        # A savepoint, so a duplicate leaves the caller's transaction usable.
+        # Added inside a savepoint, so a duplicate leaves the caller's transaction usable.
         async with db.begin_nested():
+            db.add(user)
             await db.flush()
     except IntegrityError:
         raise EmailTaken() from None
