@@ -53,7 +53,12 @@ async def register(
     return UserOut.model_validate(user)
 
 
-@router.get("/users/me", response_model=UserOut, responses=responses(*AUTH_ERRORS))
+@router.get(
+    "/users/me",
+    response_model=UserOut,
+    # 503: a profile not yet in memory is read from the database.
+    responses=responses(*AUTH_ERRORS, database=True),
+)
 async def me(caller: CurrentCaller, context: Context) -> UserOut:
     """The caller's profile (answered from memory after the first time in a session)."""
     return await service.profile(
