@@ -23,7 +23,7 @@ from authapi.db import TrackedSession, create_engine, create_sessionmaker
 from authapi.demo import install_demo
 from authapi.dependencies import refuse_secrets_in_query
 from authapi.docs import install_docs
-from authapi.errors import install_error_handlers
+from authapi.error_handlers import install_error_handlers
 from authapi.expiring import ExpiringCache
 from authapi.hashing_admission import HashingAdmission
 from authapi.issuer.hosts import ForeignHostWarning
