@@ -18,7 +18,7 @@ from authapi import logs, metrics_export, migrate, prune
 from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.data_dir import DataDirError, secure_data_dir
-from authapi.db import create_engine, create_sessionmaker, transaction
+from authapi.db import create_engine
 from authapi.errors import DATABASE_UNAVAILABLE, EmailTaken
 from authapi.issuer import commands as issuer_commands
 from authapi.issuer.addresses import issuer_for_listen_address
@@ -28,9 +28,7 @@ from authapi.sessions.rotation import load_refresh_token_key
 from authapi.signing import commands as key_commands
 from authapi.signing.keys import KeyConfigError
 from authapi.signing.rollover import KeyChangeRefused, KeyChangeTooEarly
-from authapi.users import service as users
-from authapi.users.models import ROLES
-from authapi.users.passwords import PasswordHasher
+from authapi.users import commands as user_commands
 from authapi.users.schemas import UserCreate
 
 logger = logging.getLogger("authapi")
@@ -194,25 +192,6 @@ def _read_password(email: str) -> str:
     return first
 
 
-async def _create_user(settings: Settings, body: UserCreate, role: str) -> str:
-    engine = create_engine(settings)
-    hasher = PasswordHasher(settings)
-    try:
-        async with transaction(create_sessionmaker(engine)) as db:
-            user = await users.create_user(
-                db,
-                hasher,
-                email=body.email,
-                password=body.password,
-                now=Clock().now(),
-                role=role,
-            )
-        return str(user.id)
-    finally:
-        hasher.close()
-        await engine.dispose()
-
-
 def cmd_create_user(args: argparse.Namespace) -> None:
     settings = _settings()
     password = _read_password(args.email)
@@ -222,7 +201,7 @@ def cmd_create_user(args: argparse.Namespace) -> None:
         problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in exc.errors())
         raise CommandError(problems) from None
     try:
-        user_id = asyncio.run(_create_user(settings, body, args.role))
+        user_id = asyncio.run(user_commands.create_user(settings, body, args.role))
     except EmailTaken:
         raise CommandError(f"a user with email {body.email} already exists") from None
     print(f"created {args.role} {body.email} ({user_id})")  # noqa: T201
@@ -308,12 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    create_user = commands.add_parser(
-        "create-user", help="create a user; the password is read from a prompt or stdin"
-    )
-    create_user.add_argument("email")
-    create_user.add_argument("--role", choices=ROLES, default="user")
-    create_user.set_defaults(func=cmd_create_user)
+    user_commands.add_parser(commands, cmd_create_user)
 
     prune = commands.add_parser(
         "prune", help="delete ended sessions, old audit events, sent mail, expired mail tokens"
