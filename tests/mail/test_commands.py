@@ -11,9 +11,8 @@ from authapi.app import create_app
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.mail.models import MailState
-from tests.mail.test_sender import queue, relay_settings, rows
 from tests.support.clock import FakeClock
-from tests.support.mail import SMTPServer
+from tests.support.mail import SMTPServer, queue, relay_settings, rows
 from tests.support.servers import authapi_env, run_authapi
 
 

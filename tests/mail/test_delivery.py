@@ -20,10 +20,10 @@ from tests.support.mail import (
     Certificates,
     Credentials,
     Inbox,
-    free_port,
     start_server,
     throwaway_certificates,
 )
+from tests.support.servers import free_port
 
 PASSWORD = "s3cret-relay-password"
 

@@ -12,61 +12,29 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi import prune
 from authapi.config import Settings
 from authapi.db import create_engine, create_sessionmaker, transaction
 from authapi.mail.delivery import MailFolder, SMTPRelay, Transport, transport_for
-from authapi.mail.messages import MailTemplate, compose
-from authapi.mail.models import MailState, OutboxMail
+from authapi.mail.models import MailState
 from authapi.mail.outbox import enqueue
 from authapi.mail.sender import FIRST_RETRY, MailSender
 from tests.support.clock import FakeClock
 from tests.support.database import POSTGRES_URL
-from tests.support.mail import Inbox, SMTPServer, free_port, start_server
+from tests.support.mail import (
+    LINK,
+    Inbox,
+    SMTPServer,
+    queue,
+    relay_settings,
+    reset_mail,
+    rows,
+    start_server,
+)
+from tests.support.servers import free_port
 from tests.support.settings import make_settings
-
-LINK = "https://app.example/reset#token=pr_SECRETSECRETSECRET"
-
-
-def relay_settings(settings: Settings, port: int, **overrides: object) -> Settings:
-    assert settings.database_url is not None
-    return make_settings(
-        settings.database_url,
-        settings.data_dir,
-        smtp_url=f"smtp://127.0.0.1:{port}",
-        smtp_timeout=5.0,
-        **overrides,
-    )
-
-
-def reset_mail(settings: Settings, clock: FakeClock, recipient: str) -> EmailMessage:
-    return compose(
-        settings,
-        MailTemplate.PASSWORD_RESET,
-        recipient,
-        clock.now(),
-        link=LINK,
-        expires_in="30 minutes",
-    )
-
-
-async def queue(
-    maker: async_sessionmaker[AsyncSession], settings: Settings, clock: FakeClock, count: int = 1
-) -> list[uuid.UUID]:
-    async with transaction(maker) as db:
-        mails = [
-            await enqueue(db, reset_mail(settings, clock, f"user{n}@example.com"), clock.now())
-            for n in range(count)
-        ]
-    return [mail.id for mail in mails]
-
-
-async def rows(maker: async_sessionmaker[AsyncSession]) -> list[OutboxMail]:
-    async with transaction(maker) as db:
-        return list((await db.scalars(select(OutboxMail))).all())
 
 
 def sample(name: str) -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import socket
 import ssl
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -22,13 +22,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from authapi.config import Settings
+from authapi.db import transaction
+from authapi.mail.messages import MailTemplate, compose
+from authapi.mail.models import OutboxMail
+from authapi.mail.outbox import enqueue
+from tests.support.clock import FakeClock
+from tests.support.servers import free_port
+from tests.support.settings import make_settings
 
 
 @dataclass
@@ -192,3 +196,45 @@ def throwaway_certificates(folder: Path) -> Certificates:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     return Certificates(ca_file, context)
+
+
+# What the outbox tests queue: a reset mail whose link must never reach a log.
+LINK = "https://app.example/reset#token=pr_SECRETSECRETSECRET"
+
+
+def relay_settings(settings: Settings, port: int, **overrides: object) -> Settings:
+    assert settings.database_url is not None
+    return make_settings(
+        settings.database_url,
+        settings.data_dir,
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        smtp_timeout=5.0,
+        **overrides,
+    )
+
+
+def reset_mail(settings: Settings, clock: FakeClock, recipient: str) -> EmailMessage:
+    return compose(
+        settings,
+        MailTemplate.PASSWORD_RESET,
+        recipient,
+        clock.now(),
+        link=LINK,
+        expires_in="30 minutes",
+    )
+
+
+async def queue(
+    maker: async_sessionmaker[AsyncSession], settings: Settings, clock: FakeClock, count: int = 1
+) -> list[uuid.UUID]:
+    async with transaction(maker) as db:
+        mails = [
+            await enqueue(db, reset_mail(settings, clock, f"user{n}@example.com"), clock.now())
+            for n in range(count)
+        ]
+    return [mail.id for mail in mails]
+
+
+async def rows(maker: async_sessionmaker[AsyncSession]) -> list[OutboxMail]:
+    async with transaction(maker) as db:
+        return list((await db.scalars(select(OutboxMail))).all())
