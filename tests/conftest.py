@@ -27,6 +27,7 @@ from authapi.audit.models import AuditEvent
 from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.db import create_engine
+from authapi.mail.models import MailToken, OutboxMail
 from authapi.sessions.models import LoginSession
 from authapi.users.models import User
 from tests.support.clock import FakeClock
@@ -95,7 +96,7 @@ async def app(settings: Settings, clock: FakeClock, database_url: str) -> AsyncI
     async with LifespanManager(app):
         context: AppContext = app.state.context
         async with context.engine.begin() as connection:
-            for table in (AuditEvent, LoginSession, User):
+            for table in (AuditEvent, LoginSession, OutboxMail, MailToken, User):
                 await connection.execute(delete(table))
         yield app
 

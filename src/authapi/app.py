@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from authapi import health, logs, metrics, metrics_export
 from authapi.access_tokens.cache import VerifiedTokens
 from authapi.access_tokens.router import router as access_tokens_router
 from authapi.access_tokens.service import AccessTokens
+from authapi.account.router import router as account_router
 from authapi.audit.router import router as audit_router
 from authapi.clock import Clock
 from authapi.config import Settings
@@ -28,6 +30,7 @@ from authapi.expiring import ExpiringCache
 from authapi.hashing_admission import HashingAdmission
 from authapi.issuer.hosts import ForeignHostWarning
 from authapi.issuer.record import check_issuer
+from authapi.mail import outbox
 from authapi.mail.delivery import transport_for
 from authapi.mail.sender import MailSender
 from authapi.mail.tokens import MailTokenKey
@@ -57,12 +60,12 @@ logger = logging.getLogger(__name__)
 PROFILES_CACHED = 10_000
 
 
-def session_class() -> type[TrackedSession]:
+def session_class(mail_queued: asyncio.Event | None = None) -> type[TrackedSession]:
     """A Session class of this app's own, with what must happen when one of its
     transactions commits or rolls back: the metrics it held back are counted, the
-    sessions it revoked are refused here. Bound to this class, not to every Session of
-    the process, so that another app or a command's sessions in the same process take
-    no part in it."""
+    sessions it revoked are refused here, the mail it queued is sent now. Bound to this
+    class, not to every Session of the process, so that another app or a command's
+    sessions in the same process take no part in it."""
 
     class AppSession(TrackedSession):
         pass
@@ -71,6 +74,10 @@ def session_class() -> type[TrackedSession]:
     event.listen(AppSession, "after_transaction_end", metrics.forget_uncommitted)
     event.listen(AppSession, "after_commit", publish.apply_committed)
     event.listen(AppSession, "after_soft_rollback", publish.discard_rolled_back)
+    if mail_queued is not None:
+        after_commit, after_transaction_end = outbox.wake_on_commit(mail_queued.set)
+        event.listen(AppSession, "after_commit", after_commit)
+        event.listen(AppSession, "after_transaction_end", after_transaction_end)
     return AppSession
 
 
@@ -95,10 +102,11 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
     refresh_token_key = load_refresh_token_key(settings)
     refresh_tokens = RefreshTokenCodec(refresh_token_key)
     # Every transaction that revokes sessions adds them here when it commits.
+    mail_queued = asyncio.Event()  # and one that queued mail wakes the sender
     sessionmaker = create_sessionmaker(
         engine,
         info={publish.REGISTRY: revoked_sessions} if settings.instant_revocation else None,
-        session_class=session_class(),
+        session_class=session_class(mail_queued),
     )
     return AppContext(
         settings=settings,
@@ -119,7 +127,9 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         signing_keys=SigningKeyReloader(
             settings, engine, kek, access_tokens, on_change=verified_tokens.clear
         ),
-        mail_sender=MailSender(settings, clock, sessionmaker, transport_for(settings)),
+        mail_sender=MailSender(
+            settings, clock, sessionmaker, transport_for(settings), wakeup=mail_queued
+        ),
         mail_tokens=MailTokenKey(refresh_token_key),
     )
 
@@ -203,6 +213,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     for router in (
         users_router,
+        account_router,
         oauth_router,
         access_tokens_router,
         signing_router,

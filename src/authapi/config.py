@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     rate_limit_refresh_address: str = "600/minute"  # per client address
     rate_limit_register: str = "10/hour"  # per client address, POST /users
     rate_limit_revoke: str = "60/minute"  # per client address, POST /revoke and /logout
+    # The endpoints that send mail (account/): per client address, and per recipient
+    # (counted for unknown addresses too, so a refusal tells nothing about who exists).
+    rate_limit_mail_address: str = "20/hour"
+    rate_limit_mail_recipient: str = "5/hour"
     # Password attempts (counted before the hash is checked) per account and client: a
     # known device (device cookie), else the client address (IPv6: its /64).
     rate_limit_login_failures: str = "10/15 minutes"
@@ -198,6 +202,11 @@ class Settings(BaseSettings):
     mail_poll_interval: float = Field(default=2.0, gt=0, le=300)
     email_verification_ttl: int = Field(default=DAY, ge=60)
     password_reset_ttl: int = Field(default=1800, ge=60)
+    # Where the links in mails point: the app that shows their forms. Unset: the issuer,
+    # where authapi serves pages of its own (account/pages.py). Never a request's Host.
+    app_url: str | None = None
+    # The password grant refuses an account whose address is not verified yet.
+    require_verified_email: bool = False
 
     # Logs on stderr: one JSON object per line, or plain text for a terminal (logs.py).
     log_format: Literal["json", "text"] = "json"
@@ -242,6 +251,8 @@ class Settings(BaseSettings):
         "rate_limit_refresh_address",
         "rate_limit_register",
         "rate_limit_revoke",
+        "rate_limit_mail_address",
+        "rate_limit_mail_recipient",
         "rate_limit_login_failures",
         "rate_limit_login_account",
     )
@@ -283,6 +294,23 @@ class Settings(BaseSettings):
     @classmethod
     def _issuer(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("app_url")
+    @classmethod
+    def _app_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("AUTHAPI_APP_URL must be an http(s) URL, like https://app.example")
+        if parts.query or parts.fragment:
+            raise ValueError("AUTHAPI_APP_URL must have no query or fragment")
+        return value.rstrip("/")
+
+    @property
+    def link_base(self) -> str:
+        """What links in mails start with: AUTHAPI_APP_URL, or else the issuer."""
+        return self.app_url or self.issuer
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:

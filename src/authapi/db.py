@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -168,11 +168,26 @@ def _create_sqlite_engine(url: str, timeout: float) -> AsyncEngine:
 
 # session.info key: set once this transaction sent a write (a flush or a DML statement).
 WROTE = "authapi_wrote"
+_AFTER_COMMIT = "authapi_after_commit"
 
 
 class TrackedSession(Session):
     """The Session behind every AsyncSession of ours: it notes when its transaction
-    has written anything, for `end_read_only_transaction`."""
+    has written anything, for `end_read_only_transaction`, and runs what `after_commit`
+    was given once it commits."""
+
+
+def after_commit(db: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call `callback` once `db`'s transaction has committed; never if it rolls back.
+    For what must not happen before the change is visible to others (dropping a cached
+    copy of it, say: a reader in between would cache the old state again)."""
+    db.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+@event.listens_for(TrackedSession, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, ()):
+        callback()
 
 
 @event.listens_for(TrackedSession, "after_flush")
@@ -193,6 +208,7 @@ def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
     # it; a savepoint's does not.
     if transaction.parent is None:
         session.info.pop(WROTE, None)
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 def create_sessionmaker(

@@ -14,10 +14,11 @@ the refusal goes out.
   + InvalidGrant                    400 invalid_grant
   | + RefreshTokenReused (kept)     400 invalid_grant, the session revoked
   | + LoginFailed (kept)            400 invalid_grant, recorded in the audit trail
+  | + EmailNotVerified (kept)       400 invalid_grant, AUTHAPI_REQUIRE_VERIFIED_EMAIL
   + UnsupportedGrantType            400 unsupported_grant_type
   + InvalidScope                    400 invalid_scope
-  + WrongPassword                   400 invalid_password
-  + InvalidMailToken                400 invalid_token, a mailed link's token
+  + WrongPassword                   403 invalid_credentials, a wrong current password
+  + InvalidMailToken (kept)         400 invalid_token, a mailed link's token, recorded
   + AuthenticationRequired          401 invalid_token, `WWW-Authenticate: Bearer`
   | + InvalidToken                  401 invalid_token, with `error="invalid_token"`
   + Forbidden                       403 insufficient_role
@@ -98,6 +99,13 @@ class LoginFailed(InvalidGrant, KeepsChanges):
         self.user_id = user_id
 
 
+class EmailNotVerified(InvalidGrant, KeepsChanges):
+    """The right password, for an account whose address is not verified while
+    AUTHAPI_REQUIRE_VERIFIED_EMAIL is on: refused, and recorded in the audit trail."""
+
+    description = "The email address is not verified yet: open the link mailed to it."
+
+
 class UnsupportedGrantType(DomainError):
     error = "unsupported_grant_type"
     description = "grant_type must be 'password' or 'refresh_token'."
@@ -126,10 +134,11 @@ class InvalidToken(AuthenticationRequired):
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
-class InvalidMailToken(DomainError):
+class InvalidMailToken(DomainError, KeepsChanges):
     """A token from a mailed link that is unknown, used, expired, voided by a newer one,
     or bound to an account state that has changed: 400, unlike InvalidToken's 401 (the
-    request's own credentials are not in question)."""
+    request's own credentials are not in question). Kept: the refusal's audit row
+    (account/refused_links.py), and the deletion of a token found stale."""
 
     error = "invalid_token"
     description = "The link is invalid, used, expired or replaced by a newer one."
@@ -162,8 +171,10 @@ class OwnAccountChange(DomainError):
 
 
 class WrongPassword(DomainError):
-    status_code = 400
-    error = "invalid_password"
+    """The current password, asked again before a sensitive change, is wrong."""
+
+    status_code = 403
+    error = "invalid_credentials"
     description = "The current password is wrong."
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -49,6 +50,11 @@ class ExpiringCache(Generic[K, V]):
         heapq.heappush(self._deadlines, (expires_at, next(self._insertions), key))
         if len(self._deadlines) > 2 * len(self._entries) + 64:
             self._compact()
+
+    def discard_if(self, matches: Callable[[V], bool]) -> None:
+        """Drop every value `matches` holds true of: a scan, for rare changes only."""
+        for key in [key for key, (_, value) in self._entries.items() if matches(value)]:
+            del self._entries[key]
 
     def clear(self) -> None:
         self._entries.clear()

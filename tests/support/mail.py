@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 import ssl
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from authapi.mail.outbox import enqueue
 from tests.support.clock import FakeClock
 from tests.support.servers import free_port
 from tests.support.settings import make_settings
+from tests.support.waiting import wait_until
 
 
 @dataclass
@@ -238,3 +241,58 @@ async def queue(
 async def rows(maker: async_sessionmaker[AsyncSession]) -> list[OutboxMail]:
     async with transaction(maker) as db:
         return list((await db.scalars(select(OutboxMail))).all())
+
+
+@dataclass
+class Mailbox:
+    """The mail an app under test sent through `server` (its settings point there)."""
+
+    server: SMTPServer
+
+    async def receive(self, to: str, within: float = 10.0) -> EmailMessage:
+        """The next mail to `to` (taken out of the inbox), once the app's sender has
+        sent it; fails the test past `within` seconds."""
+        inbox = self.server.inbox
+        await wait_until(lambda: any(str(m["To"]) == to for m in inbox.messages), within)
+        with inbox.lock:
+            message = next(m for m in inbox.messages if str(m["To"]) == to)
+            inbox.messages.remove(message)
+        return message
+
+    def to(self, recipient: str) -> list[EmailMessage]:
+        """What is in the inbox for `recipient` now (left there)."""
+        with self.server.inbox.lock:
+            return [m for m in self.server.inbox.messages if str(m["To"]) == recipient]
+
+    async def token(self, to: str) -> str:
+        """The token in the link of the next mail to `to`."""
+        return token_of(await self.receive(to))
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    content: str = part.get_content()  # type: ignore[attr-defined]
+    return content
+
+
+def link_of(message: EmailMessage) -> str:
+    links = re.findall(r"https?://\S+", text_of(message))
+    assert len(links) == 1, links
+    return links[0]
+
+
+def token_of(message: EmailMessage) -> str:
+    fragment = urllib.parse.urlsplit(link_of(message)).fragment
+    return urllib.parse.parse_qs(fragment)["token"][0]
+
+
+def mailbox_overrides(server: SMTPServer) -> dict[str, object]:
+    """The settings of an app that sends its mail to `server`."""
+    return {"smtp_url": f"smtp://127.0.0.1:{server.port}", "smtp_timeout": 5.0}
+
+
+@pytest.fixture
+def mailbox(smtp_server: SMTPServer) -> Mailbox:
+    """For a test module whose `settings_overrides` include `mailbox_overrides(smtp_server)`."""
+    return Mailbox(smtp_server)

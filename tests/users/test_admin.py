@@ -121,7 +121,14 @@ class TestList:
         assert [len(page) for page in pages] == [3, 3, 2]  # no empty page at the end
         emails = [item["email"] for page in pages for item in page]
         assert emails == sorted(u["email"] for u in [*users, admin])
-        assert set(pages[0][0]) == {"id", "email", "role", "is_active", "created_at"}
+        assert set(pages[0][0]) == {
+            "id",
+            "email",
+            "email_verified",
+            "role",
+            "is_active",
+            "created_at",
+        }
 
     async def test_an_exact_last_page_has_no_next(
         self, client: httpx.AsyncClient, context: AppContext

@@ -29,7 +29,7 @@ class TestRegistration:
         )
         assert response.status_code == 201
         body = response.json()
-        assert set(body) == {"id", "email", "role", "is_active", "created_at"}
+        assert set(body) == {"id", "email", "email_verified", "role", "is_active", "created_at"}
         assert body["role"] == "user"
         assert body["is_active"] is True
         uuid.UUID(body["id"])
@@ -173,8 +173,8 @@ class TestPasswordChange:
             json={"current_password": "not my password", "new_password": "a brand new secret"},
             headers=bearer(mine),
         )
-        assert response.status_code == 400
-        assert response.json()["error"] == "invalid_password"
+        assert response.status_code == 403
+        assert response.json()["error"] == "invalid_credentials"
         assert await refresh_works(client, other)
         await login(client, user["email"])
 

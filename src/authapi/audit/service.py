@@ -33,6 +33,11 @@ class Event(enum.StrEnum):
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name
     RATE_LIMITED = "rate_limited"
     ADMIN_ACTION = "admin_action"
+    # The account flows by mail (account/): requested, completed, and a refused link
+    # (its token unknown, used, expired or voided; recorded once a minute per address).
+    EMAIL_VERIFICATION_REQUESTED = "email_verification_requested"
+    EMAIL_VERIFIED = "email_verified"
+    MAIL_TOKEN_REFUSED = "mail_token_refused"  # noqa: S105 - an event name
 
 
 def record(

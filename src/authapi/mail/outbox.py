@@ -5,6 +5,7 @@ sends it)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -12,10 +13,13 @@ from typing import Any
 
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from authapi import metrics
 from authapi.db import delete_batch
 from authapi.mail.models import MailState, OutboxMail
+
+_QUEUED = "authapi.mail_queued"
 
 
 async def enqueue(db: AsyncSession, message: EmailMessage, now: datetime) -> OutboxMail:
@@ -34,7 +38,24 @@ async def enqueue(db: AsyncSession, message: EmailMessage, now: datetime) -> Out
     db.add(mail)
     await db.flush()
     metrics.count_on_commit(db, metrics.MAIL_QUEUED)
+    db.info[_QUEUED] = True
     return mail
+
+
+def wake_on_commit(wake: Callable[[], None]) -> tuple[Any, Any]:
+    """The `after_commit` and `after_transaction_end` listeners (app.session_class) that
+    call `wake` (the sender's) once a transaction that queued mail commits, so that the
+    mail leaves at once rather than at the sender's next poll."""
+
+    def after_commit(session: Session) -> None:
+        if session.info.pop(_QUEUED, False):
+            wake()
+
+    def after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            session.info.pop(_QUEUED, None)
+
+    return after_commit, after_transaction_end
 
 
 async def prune_sent_batch(db: AsyncSession, before: datetime, size: int) -> int:

@@ -65,6 +65,8 @@ class MailSender:
         clock: Clock,
         sessionmaker: async_sessionmaker[AsyncSession],
         transport: Transport,
+        *,
+        wakeup: asyncio.Event | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -73,7 +75,9 @@ class MailSender:
         # A few SMTP round trips per mail, each bounded by the timeout.
         self._lease = LEASE_MARGIN + BATCH * timedelta(seconds=4 * settings.smtp_timeout)
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        # Set when there may be mail due before the next poll (app.session_class sets it
+        # when a transaction that queued mail commits).
+        self._wake = wakeup or asyncio.Event()
         self._stopping = False
         # Seen by the last pass: for the oldest-pending-age gauge (metrics_export.py).
         self.oldest_pending_age = 0.0

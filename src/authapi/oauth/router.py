@@ -132,6 +132,7 @@ async def token(
             now=now,
             requester=requester,
             device_cookie=read_device_cookie(request, context.settings),
+            require_verified_email=context.settings.require_verified_email,
         )
         if issued.device_cookie is not None:
             set_device_cookie(response, context.settings, issued.device_cookie)

@@ -16,6 +16,7 @@ from authapi.client_address import Requester
 from authapi.errors import (
     AccountThrottled,
     AuthenticationRequired,
+    EmailNotVerified,
     InvalidGrant,
     InvalidScope,
     InvalidToken,
@@ -120,6 +121,7 @@ async def password_grant(
     now: datetime,
     requester: Requester,
     device_cookie: str | None = None,
+    require_verified_email: bool = False,
 ) -> Issued:
     granted = resolve_scope(scope, allowed_scopes)
     account = users.login_name(username)
@@ -145,6 +147,17 @@ async def password_grant(
     except LoginFailed as exc:
         audit.record(db, audit.Event.LOGIN_FAILED, at=now, requester=requester, user_id=exc.user_id)
         raise
+    if require_verified_email and not user.email_verified:
+        # Only after the right password: it tells the owner, and nobody else, why.
+        audit.record(
+            db,
+            audit.Event.LOGIN_FAILED,
+            at=now,
+            requester=requester,
+            user_id=user.id,
+            detail="email_not_verified",
+        )
+        raise EmailNotVerified()
     session = await sessions.create_session(
         db,
         policy,

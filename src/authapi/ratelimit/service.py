@@ -48,12 +48,14 @@ ADDRESS_LIMITS = {
     "refresh": "rate_limit_refresh_address",
     "register": "rate_limit_register",
     "revoke": "rate_limit_revoke",
+    "mail": "rate_limit_mail_address",  # every endpoint that sends mail
 }
 # The other limits' metric labels.
 LOGIN_LIMIT = "login_failures"  # per (account, device or address)
 ACCOUNT_LIMIT = "login_account"  # per account
 SESSION_LIMIT = "refresh_session"  # per refresh-token session
-OTHER_LIMITS = (LOGIN_LIMIT, ACCOUNT_LIMIT, SESSION_LIMIT)
+RECIPIENT_LIMIT = "mail_recipient"  # per address mail is sent to
+OTHER_LIMITS = (LOGIN_LIMIT, ACCOUNT_LIMIT, SESSION_LIMIT, RECIPIENT_LIMIT)
 
 _IPV6_SUBSCRIBER_PREFIX = 64
 
@@ -103,6 +105,7 @@ class RateLimiter:
         self._login_failures = limits.parse(settings.rate_limit_login_failures)
         self._login_account = limits.parse(settings.rate_limit_login_account)
         self._refresh_session = limits.parse(settings.rate_limit_refresh)
+        self._mail_recipient = limits.parse(settings.rate_limit_mail_recipient)
         self._one_a_minute = limits.parse("1/minute")
 
     async def _wait(self, item: limits.RateLimitItem, *key: str, count: bool) -> int | None:
@@ -158,6 +161,16 @@ class RateLimiter:
         wait = await self._wait(self._refresh_session, "refresh-session", session_id, count=True)
         if wait is not None:
             metrics.count_rate_limited(SESSION_LIMIT)
+            raise RateLimited(retry_after=wait)
+
+    async def check_recipient(self, email: str) -> None:
+        """Count one mail to `email` (whether or not an account has it); raise if over
+        the limit, so that no mailbox can be flooded from any number of addresses."""
+        wait = await self._wait(
+            self._mail_recipient, "mail-recipient", account_key(email), count=True
+        )
+        if wait is not None:
+            metrics.count_rate_limited(RECIPIENT_LIMIT)
             raise RateLimited(retry_after=wait)
 
     async def first_refusal(self, name: str, key: str) -> bool:

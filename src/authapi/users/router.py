@@ -46,9 +46,17 @@ AUTH_ERRORS = (AuthenticationRequired, InvalidToken)
 async def register(
     body: UserCreate, context: Context, db: DbSession, now: Now, requester: CurrentRequester
 ) -> UserOut:
-    """Register with an email address and a password of 8 to 128 characters."""
+    """Register with an email address and a password of 8 to 128 characters; a link
+    that verifies the address is mailed to it."""
     user = await service.register(
-        db, context.hasher, email=body.email, password=body.password, now=now, requester=requester
+        db,
+        context.hasher,
+        context.mail_tokens,
+        context.settings,
+        email=body.email,
+        password=body.password,
+        now=now,
+        requester=requester,
     )
     return UserOut.model_validate(user)
 

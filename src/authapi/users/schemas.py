@@ -86,6 +86,7 @@ class UserOut(BaseModel):
 
     id: uuid.UUID
     email: str
+    email_verified: bool
     role: str
     is_active: bool
     created_at: datetime

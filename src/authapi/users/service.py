@@ -11,11 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi.access_tokens.service import Caller
+from authapi.account import verification
 from authapi.audit import service as audit
 from authapi.client_address import Requester
-from authapi.db import end_read_only_transaction, transaction
+from authapi.config import Settings
+from authapi.db import after_commit, end_read_only_transaction, transaction
 from authapi.errors import EmailTaken, InvalidToken, LoginFailed, WrongPassword
 from authapi.expiring import ExpiringCache
+from authapi.mail.tokens import MailTokenKey
 from authapi.ratelimit.service import RateLimiter
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
@@ -33,6 +36,7 @@ async def create_user(
     password: str,
     now: datetime,
     role: str = "user",
+    email_verified: bool = False,
 ) -> User:
     """Create a user; `email` must already be normalised (the schema does it)."""
     await end_read_only_transaction(db)
@@ -44,6 +48,7 @@ async def create_user(
         password_hash=password_hash,
         role=role,
         is_active=True,
+        email_verified=email_verified,
         created_at=now,
     )
     try:
@@ -59,15 +64,19 @@ async def create_user(
 async def register(
     db: AsyncSession,
     hasher: PasswordHasher,
+    mail_tokens: MailTokenKey,
+    settings: Settings,
     *,
     email: str,
     password: str,
     now: datetime,
     requester: Requester,
 ) -> User:
-    """Registration: a new account with the role "user", in the audit trail."""
+    """Registration: a new account with the role "user", in the audit trail, and a
+    mail to its address with the link that verifies it."""
     user = await create_user(db, hasher, email=email, password=password, now=now)
     audit.record(db, audit.Event.USER_REGISTERED, at=now, requester=requester, user_id=user.id)
+    await verification.mail_link(db, mail_tokens, settings, user, now)
     return user
 
 
@@ -123,9 +132,11 @@ async def profile(
     ttl: float,
 ) -> UserOut:
     """The caller's profile. Read from the database once per session and access-token
-    lifetime (`ttl`), then answered from `profiles`: every change to what it shows (the
-    role, whether the account is active) ends the user's sessions, whose tokens are then
-    refused before this runs."""
+    lifetime (`ttl`), then answered from `profiles`. A change to what it shows either
+    ends the user's sessions, whose tokens are then refused before this runs (the role,
+    whether the account is active), or keeps them and calls `forget_profiles` (the
+    address, whether it is verified): then another instance may show the old state
+    until its copy expires, within `ttl`."""
     now = time.time()
     key = str(caller.session_id)
     cached = profiles.get(key, now)
@@ -136,6 +147,14 @@ async def profile(
         found = UserOut.model_validate(await active_user(db, caller))
     profiles.put(key, found, now + ttl, now)
     return found
+
+
+def forget_profiles(
+    db: AsyncSession, profiles: ExpiringCache[str, UserOut], user_id: uuid.UUID
+) -> None:
+    """Once `db` commits, drop this instance's cached profiles of the user (after the
+    commit: a read in between would cache the old state again)."""
+    after_commit(db, lambda: profiles.discard_if(lambda cached: cached.id == user_id))
 
 
 async def change_password(

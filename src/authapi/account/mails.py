@@ -1,0 +1,35 @@
+"""The links and mails of the account flows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authapi.config import Settings
+from authapi.mail.messages import MailTemplate, compose
+from authapi.mail.outbox import enqueue
+
+# Where each link points, under AUTHAPI_APP_URL (the issuer by default, where
+# account/pages.py answers them). The same paths as the POSTs that use the token up.
+VERIFY_EMAIL_PATH = "/email/verify"
+RESET_PASSWORD_PATH = "/password/reset"  # noqa: S105 - a path, not a password
+
+
+def link(settings: Settings, path: str, token: str) -> str:
+    """A link from configuration alone, never from a request's Host. The token is in
+    the fragment: browsers never send it, so it reaches no server log or Referer, and a
+    mail scanner that opens the link uses nothing up (only the page's POST does)."""
+    return f"{settings.link_base}{path}#token={token}"
+
+
+async def send(
+    db: AsyncSession,
+    settings: Settings,
+    template: MailTemplate,
+    recipient: str,
+    now: datetime,
+    **variables: str,
+) -> None:
+    """Queue `template` for `recipient` in `db`'s transaction."""
+    await enqueue(db, compose(settings, template, recipient, now, **variables), now)

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from authapi.plain_text import NO_CONTROLS
+
+# What a mailed link carries: `ev_` or `pr_` and 43 characters; anything longer is no
+# token of ours, and is refused before it is looked up.
+MailToken = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=100, examples=["ev_4fJ0V6QmX2sZ0yq9TnC1pKcR3wUuAe8HbLdYg5oMiIs"]
+    ),
+    NO_CONTROLS,
+]
+# Checked, not validated: it may predate today's length rules (as in PasswordChange).
+CurrentPassword = Annotated[str, Field(max_length=1024), NO_CONTROLS]
+
+
+class EmailVerification(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: MailToken
