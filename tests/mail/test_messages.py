@@ -118,4 +118,4 @@ class TestEncoding:
         plain = message.get_body(("plain",))
         assert plain is not None
         assert plain["Content-Transfer-Encoding"] == "quoted-printable"
-        assert self.LINK in plain.get_content()  # type: ignore[attr-defined]
+        assert self.LINK in plain.get_content()
