@@ -36,6 +36,8 @@ ENDPOINTS = [
     ("POST", "/logout"),
     ("POST", "/revoke"),
     ("POST", "/users/me/password"),
+    ("POST", "/password/forgot"),
+    ("POST", "/password/reset"),
     ("GET", "/users/me"),
     ("GET", "/whoami"),
     ("GET", "/sessions"),
@@ -130,6 +132,8 @@ class TestHostileInput:
                 json={"current_password": value, "new_password": value},
                 headers=bearer(tokens),
             ),
+            lambda: client.post("/password/forgot", json={"email": value}),
+            lambda: client.post("/password/reset", json={"token": value, "new_password": value}),
         ]
         for attempt in attempts:
             response = await attempt()

@@ -4,6 +4,7 @@ POST /users/me/password now mails."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from authapi import logs
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
 from authapi.mail.models import OutboxMail
@@ -186,6 +188,24 @@ class TestReset:
         assert await queued_for(context, user["email"]) == 1  # the verification mail only
         recorded = await events(context, "password_reset_requested")
         assert [e.user_id for e in recorded] == [uuid.UUID(user["id"])]
+
+
+class TestLogs:
+    async def test_hold_no_link_token_or_address(
+        self, client: httpx.AsyncClient, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        for name in logs.APP_LOGGERS:  # what AUTHAPI_LOG_LEVEL=DEBUG turns on
+            caplog.set_level(logging.DEBUG, logger=name)
+        user = await signed_up(client, mailbox)
+        token = await reset_token(client, mailbox, user["email"])
+        assert (await reset(client, token)).status_code == 204
+        refused_token(await reset(client, token))
+        await mailbox.receive(user["email"])  # the notice: every mail went through
+        formatter = logs.JsonFormatter()
+        text = "\n".join(formatter.format(record) for record in caplog.records)
+        assert any(record.name == "authapi.access" for record in caplog.records)
+        for secret in (token, token[3:], token[3:27], NEW_PASSWORD, "$argon2"):
+            assert secret not in text
 
 
 class TestTokens:
