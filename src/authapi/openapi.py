@@ -41,6 +41,9 @@ def user_links(description: str, pointer: str) -> dict[str, Any]:
         "EndUserSessions": _link(
             "/admin/users/{user_id}/sessions", "delete", description, user_id=user_id
         ),
+        "MailPasswordReset": _link(
+            "/admin/users/{user_id}/password-reset", "post", description, user_id=user_id
+        ),
     }
 
 
