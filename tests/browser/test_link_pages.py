@@ -13,7 +13,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Error, Page, Request, Response, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Error,
+    Page,
+    Request,
+    Response,
+    Route,
+    expect,
+)
 
 from tests.support.browser import chromium, offline_context
 from tests.support.factories import PASSWORD, password_form
@@ -220,6 +229,40 @@ class TestOwnPages:
             await expect(page.locator("#verify-email")).to_be_hidden()
         finally:
             await without_js.close()
+
+    async def test_says_when_to_try_again(
+        self, own_pages: Served, browser_context: BrowserContext
+    ) -> None:
+        """A 429 (the page's POST answered as a limiter would) and a server out of
+        reach: each tells the owner what to do, and the form stays for another try."""
+        answers = iter(["429", "unreachable"])
+
+        async def answer(route: Route) -> None:
+            if route.request.method != "POST":
+                await route.continue_()
+            elif next(answers) == "429":
+                await route.fulfill(
+                    status=429,
+                    headers={"Retry-After": "7"},
+                    json={"error": "rate_limited", "error_description": "Too many requests."},
+                )
+            else:
+                await route.abort("connectionrefused")
+
+        tab = await open_tab(browser_context)
+        await tab.page.route("**/email/verify", answer)
+        await tab.page.goto(f"{own_pages.origin}/email/verify#token=ev_{'A' * 43}")
+        button = tab.page.get_by_role("button", name="Confirm my address")
+        await button.click()
+        await expect(tab.page.locator("#outcome")).to_have_text(
+            "Too many attempts. Try again in 7 seconds."
+        )
+        await button.click()
+        await expect(tab.page.locator("#outcome")).to_have_text(
+            "The server could not be reached. Try again."
+        )
+        await expect(button).to_be_enabled()
+        await expect_clean(tab)
 
     async def test_reset_a_password_from_the_mailed_link(
         self, own_pages: Served, browser_context: BrowserContext

@@ -28,16 +28,16 @@
   }
 
   async function refusal(response) {
-    if (response.status === 400) {
-      return "This link is invalid, already used or expired. Ask for a new one.";
-    }
     if (response.status === 429) {
       const seconds = response.headers.get("Retry-After");
       return `Too many attempts. Try again in ${seconds || "a few"} seconds.`;
     }
-    if (response.status === 422) {
-      const body = await response.json().catch(() => ({}));
-      return `Refused: ${body.error_description || "the form is not valid"}.`;
+    const body = await response.json().catch(() => ({}));
+    if (response.status === 400 && body.error === "invalid_token") {
+      return "This link is invalid, already used or expired. Ask for a new one.";
+    }
+    if (response.status < 500 && body.error_description) {
+      return `Refused: ${body.error_description}`;
     }
     return `Something went wrong (HTTP ${response.status}). Try again later.`;
   }

@@ -35,6 +35,7 @@ function say({ error = "", status = "" } = {}) {
 
 // What a refusal means to the person at the keyboard.
 async function refusal(response) {
+  if (!response) return "The server could not be reached. Try again.";
   if (response.status === 429) {
     return `Too many attempts. Try again in ${response.headers.get("Retry-After") || "a few"} seconds.`;
   }
@@ -45,10 +46,20 @@ async function refusal(response) {
   return body.error_description || `Something went wrong (HTTP ${response.status}).`;
 }
 
-function postJson(path, body) {
-  return fetch(path, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  });
+// One request per press: the form's button stays disabled until the answer is in.
+// Null when the server could not be reached.
+async function submit(form, path, body) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    return await fetch(path, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+  } catch (error) {
+    return null;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function accept(tokens) {
@@ -169,8 +180,8 @@ $("forgot").addEventListener("click", () => {
 $("back-to-login").addEventListener("click", () => showLogin());
 $("forgot-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const response = await postJson("/password/forgot", { email: $("forgot-email").value });
-  if (response.ok) {
+  const response = await submit(event.target, "/password/forgot", { email: $("forgot-email").value });
+  if (response?.ok) {
     showLogin({ status: "If an account has this address, a link to reset its password is on its way." });
   } else {
     say({ error: await refusal(response) });
@@ -188,8 +199,8 @@ function leaveLink() {
 
 $("verify-view").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const response = await postJson("/email/verify", { token: linkToken });
-  if (!response.ok) {
+  const response = await submit(event.target, "/email/verify", { token: linkToken });
+  if (!response?.ok) {
     say({ error: await refusal(response) });
     return;
   }
@@ -214,8 +225,10 @@ $("reset-view").addEventListener("submit", async (event) => {
     say({ error: "The two passwords differ." });
     return;
   }
-  const response = await postJson("/password/reset", { token: linkToken, new_password: password });
-  if (!response.ok) {
+  const response = await submit(event.target, "/password/reset", {
+    token: linkToken, new_password: password,
+  });
+  if (!response?.ok) {
     say({ error: await refusal(response) });
     return;
   }
