@@ -90,3 +90,32 @@ class TestTemplates:
 )
 def test_expires_in(seconds: int, said: str) -> None:
     assert expires_in(seconds) == said
+
+
+class TestEncoding:
+    LINK = "http://localhost:8000/email/verify#token=ev_" + "A" * 43
+
+    def test_an_ascii_mail_keeps_its_link_whole_in_the_raw_text(self, tmp_path: Path) -> None:
+        message = compose(
+            settings_for(tmp_path),
+            MailTemplate.VERIFY_EMAIL,
+            "alice@example.com",
+            FakeClock().now(),
+            link=self.LINK,
+            expires_in="1 day",
+        )
+        assert self.LINK in message.as_string()
+
+    def test_other_text_is_quoted_printable(self, tmp_path: Path) -> None:
+        message = compose(
+            settings_for(tmp_path, mail_app_name="Zoë's app"),
+            MailTemplate.VERIFY_EMAIL,
+            "zoë@example.com",
+            FakeClock().now(),
+            link=self.LINK,
+            expires_in="1 day",
+        )
+        plain = message.get_body(("plain",))
+        assert plain is not None
+        assert plain["Content-Transfer-Encoding"] == "quoted-printable"
+        assert self.LINK in plain.get_content()

@@ -141,7 +141,7 @@ class TestFailedLogins:
                 json={"current_password": "wrong guess", "new_password": "another secret"},
                 headers=bearer(tokens),
             )
-            assert response.status_code == 400
+            assert response.status_code == 403
         response = await client.post(
             "/users/me/password",
             json={"current_password": PASSWORD, "new_password": "another secret"},

@@ -272,12 +272,12 @@ class Mailbox:
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None
-    content: str = part.get_content()  # type: ignore[attr-defined]
+    content: str = part.get_content()
     return content
 
 
 def link_of(message: EmailMessage) -> str:
-    links = re.findall(r"https?://\S+", text_of(message))
+    links: list[str] = re.findall(r"https?://\S+", text_of(message))
     assert len(links) == 1, links
     return links[0]
 

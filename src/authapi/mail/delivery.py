@@ -100,9 +100,12 @@ class MailFolder:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.folder.chmod(0o700)
         path = self.folder / f"{mail_id}.eml"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Written beside it and renamed: whoever watches the folder sees whole mails only.
+        partial = path.with_suffix(".partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
             file.write(message)
+        partial.replace(path)
         logger.info("mail written to %s (no AUTHAPI_SMTP_URL set)", path)
 
 

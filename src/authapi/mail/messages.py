@@ -21,6 +21,8 @@ from string import Template
 
 from authapi.config import Settings
 
+MAX_LINE = 998  # characters, RFC 5322 §2.1.1
+
 
 class MailTemplate(enum.StrEnum):
     """The mails the account flows send, and the variables each one needs beyond
@@ -76,6 +78,12 @@ def compose(
     message["Date"] = format_datetime(now)
     domain = parseaddr(settings.mail_from)[1].rpartition("@")[2]
     message["Message-ID"] = make_msgid(domain=domain)
-    message.set_content(text)
+    # 7bit when it can be (ASCII, lines within RFC 5322's 998): the link then stays whole
+    # in the raw message, where quoted-printable would cut it and escape its "=" (a
+    # laptop's .eml files are read with grep, and some mail filters read raw text too).
+    if text.isascii() and all(len(line) <= MAX_LINE for line in text.splitlines()):
+        message.set_content(text, cte="7bit")
+    else:
+        message.set_content(text)
     message.add_alternative(html_body, subtype="html")
     return message
