@@ -82,6 +82,13 @@ class TestThePage:
         ):
             assert same_answer(variant) == plain
 
+    async def test_head_answers_as_get_does(self, client: httpx.AsyncClient, path: str) -> None:
+        page = await client.get(path)
+        head = await client.head(path)
+        assert head.status_code == 200
+        assert head.headers["content-security-policy"] == CSP
+        assert head.headers["content-length"] == page.headers["content-length"]
+
     async def test_a_token_in_the_query_is_refused(
         self, client: httpx.AsyncClient, path: str
     ) -> None:

@@ -59,4 +59,5 @@ def install_pages(app: FastAPI) -> None:
         (mails.VERIFY_EMAIL_PATH, "verify-email.html"),
         (mails.RESET_PASSWORD_PATH, "reset-password.html"),
     ):
-        app.add_api_route(path, _page(file_name), methods=["GET"], include_in_schema=False)
+        # HEAD too: link checkers and mail scanners use it, and a 405 reads as broken.
+        app.add_api_route(path, _page(file_name), methods=["GET", "HEAD"], include_in_schema=False)
