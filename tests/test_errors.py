@@ -36,6 +36,7 @@ ENDPOINTS = [
     ("POST", "/logout"),
     ("POST", "/revoke"),
     ("POST", "/users/me/password"),
+    ("POST", "/email/verify"),
     ("GET", "/users/me"),
     ("GET", "/whoami"),
     ("GET", "/sessions"),
@@ -130,6 +131,7 @@ class TestHostileInput:
                 json={"current_password": value, "new_password": value},
                 headers=bearer(tokens),
             ),
+            lambda: client.post("/email/verify", json={"token": value}),
         ]
         for attempt in attempts:
             response = await attempt()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -61,6 +62,15 @@ class TestSignUp:
         again = await verify(client, token)
         assert again.status_code == 400
         assert again.json()["error"] == "invalid_token"
+
+    async def test_twenty_at_once_use_it_once(
+        self, client: httpx.AsyncClient, mailbox: Mailbox, context: AppContext
+    ) -> None:
+        user = await register(client)
+        token = await mailbox.token(user["email"])
+        answers = await asyncio.gather(*(verify(client, token) for _ in range(20)))
+        assert sorted(a.status_code for a in answers) == [200] + [400] * 19
+        assert len(await events(context, "email_verified")) == 1
 
     async def test_the_link_points_at_the_issuer_whatever_the_request_says(
         self, client: httpx.AsyncClient, mailbox: Mailbox, context: AppContext
