@@ -37,6 +37,8 @@ ENDPOINTS = [
     ("POST", "/revoke"),
     ("POST", "/users/me/password"),
     ("POST", "/email/verify"),
+    ("POST", "/password/forgot"),
+    ("POST", "/password/reset"),
     ("GET", "/users/me"),
     ("GET", "/whoami"),
     ("GET", "/sessions"),
@@ -132,6 +134,8 @@ class TestHostileInput:
                 headers=bearer(tokens),
             ),
             lambda: client.post("/email/verify", json={"token": value}),
+            lambda: client.post("/password/forgot", json={"email": value}),
+            lambda: client.post("/password/reset", json={"token": value, "new_password": value}),
         ]
         for attempt in attempts:
             response = await attempt()

@@ -132,6 +132,25 @@ class TestControlCharactersInJson:
         assert_refused(response, 422)
         await login(client, user["email"])  # the password is unchanged
 
+    async def test_in_a_password_reset_request(
+        self, client: httpx.AsyncClient, context: AppContext, control: str
+    ) -> None:
+        user = await register(client)
+        body = {"email": user["email"].replace("@", f"{control}@")}
+        assert_refused(await post_json(client, "/password/forgot", body), 422)
+        assert await count(context, AuditEvent) == 1  # the registration's: nothing more
+
+    @pytest.mark.parametrize("field", ["token", "new_password"])
+    async def test_in_a_password_reset(
+        self, client: httpx.AsyncClient, context: AppContext, control: str, field: str
+    ) -> None:
+        user = await register(client)
+        body = {"token": "pr_" + "A" * 43, "new_password": "another good password"}
+        body[field] = body[field][:4] + control + body[field][4:]
+        assert_refused(await post_json(client, "/password/reset", body), 422)
+        assert await count(context, AuditEvent) == 1  # not even a refused link
+        await login(client, user["email"])  # the password is unchanged
+
     @pytest.mark.parametrize(("path", "status"), [("/refresh", 400), ("/logout", 422)])
     async def test_in_a_refresh_token(
         self, client: httpx.AsyncClient, control: str, path: str, status: int

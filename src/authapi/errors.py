@@ -26,6 +26,7 @@ the refusal goes out.
   + NotFound                        404 not_found
   + EmailTaken                      409 email_taken
   + OwnAccountChange                409 own_account
+  + AccountDisabled                 409 account_disabled, an admin's reset mail for one
   + RateLimited                     429 too_many_requests, `Retry-After`
   | + AccountThrottled (kept)       429 too_many_requests, recorded in the audit trail
   + ServiceUnavailable              503 temporarily_unavailable, `Retry-After: 1`
@@ -176,6 +177,15 @@ class WrongPassword(DomainError):
     status_code = 403
     error = "invalid_credentials"
     description = "The current password is wrong."
+
+
+class AccountDisabled(DomainError):
+    """An admin asked for a reset link for a disabled account, whose link would be
+    refused: enable the account first."""
+
+    status_code = 409
+    error = "account_disabled"
+    description = "The account is disabled; enable it first."
 
 
 class RateLimited(DomainError):

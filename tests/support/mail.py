@@ -272,14 +272,16 @@ class Mailbox:
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None
-    content: str = part.get_content()
+    # Typed on EmailMessage's parts by some typeshed versions only.
+    content = part.get_content()  # type: ignore[attr-defined, unused-ignore]
+    assert isinstance(content, str)
     return content
 
 
 def link_of(message: EmailMessage) -> str:
     links: list[str] = re.findall(r"https?://\S+", text_of(message))
     assert len(links) == 1, links
-    return links[0]
+    return str(links[0])
 
 
 def token_of(message: EmailMessage) -> str:

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from authapi.account import verification
+from authapi.account import password_reset, verification
 from authapi.account.refused_links import recording_refusals
-from authapi.account.schemas import EmailVerification
+from authapi.account.schemas import EmailVerification, PasswordForgot, PasswordReset
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
 from authapi.errors import (
     AuthenticationRequired,
+    HashingBusy,
     InvalidMailToken,
     InvalidRequest,
     InvalidToken,
@@ -74,3 +75,73 @@ async def verify_email(
         )
     users.forget_profiles(db, context.profiles, user.id)
     return UserOut.model_validate(user)
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses={
+        **responses(
+            InvalidRequest,
+            RateLimited,
+            ServiceUnavailable,
+            body=True,
+            validated=True,
+            database=True,
+        ),
+        202: {"description": "Accepted, whether or not an account has the address."},
+    },
+    dependencies=[limit_by_address("mail")],
+)
+async def forgot_password(
+    body: PasswordForgot, context: Context, db: DbSession, now: Now, requester: CurrentRequester
+) -> Response:
+    """Mail a link that resets the password, if an active account has the address. The
+    answer is the same, in about the same time, if none has: it tells nobody who has an
+    account. Limited per client address and per recipient (unknown addresses count too)."""
+    await password_reset.request_reset(
+        db,
+        context.mail_tokens,
+        context.settings,
+        context.rate_limiter,
+        email=body.email,
+        now=now,
+        requester=requester,
+    )
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/password/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(
+        InvalidRequest,
+        InvalidMailToken,
+        HashingBusy,
+        ServiceUnavailable,
+        body=True,
+        validated=True,
+        database=True,
+    ),
+)
+async def reset_password(
+    body: PasswordReset, context: Context, db: DbSession, now: Now, requester: CurrentRequester
+) -> Response:
+    """Set a new password (8 to 128 characters) with the token of a reset link. The
+    address counts as verified, every session of the user ends (refresh tokens at once,
+    access tokens through instant revocation), and a notice is mailed."""
+    async with recording_refusals(db, context.rate_limiter, now=now, requester=requester):
+        await password_reset.reset(
+            db,
+            context.hasher,
+            context.mail_tokens,
+            context.settings,
+            context.profiles,
+            token=body.token,
+            new_password=body.new_password,
+            now=now,
+            requester=requester,
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from authapi.plain_text import NO_CONTROLS
+from authapi.users.schemas import Email, Password
 
 # What a mailed link carries: `ev_` or `pr_` and 43 characters; anything longer is no
 # token of ours, and is refused before it is looked up.
@@ -23,3 +24,16 @@ class EmailVerification(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: MailToken
+
+
+class PasswordForgot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class PasswordReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: MailToken
+    new_password: Password

@@ -37,6 +37,8 @@ class Event(enum.StrEnum):
     # (its token unknown, used, expired or voided; recorded once a minute per address).
     EMAIL_VERIFICATION_REQUESTED = "email_verification_requested"
     EMAIL_VERIFIED = "email_verified"
+    PASSWORD_RESET_REQUESTED = "password_reset_requested"  # noqa: S105 - an event name
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name; the reset done
     MAIL_TOKEN_REFUSED = "mail_token_refused"  # noqa: S105 - an event name
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, delete
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authapi.config import Settings
@@ -141,12 +141,40 @@ async def consume(
         row = result.one_or_none()
         if row is None:
             continue
-        user = await db.get(User, row.user_id)
+        # Read again, not taken from the session: a caller that looked the token up
+        # earlier (`holder`) must see a password changed since, or the binding is void.
+        user = await db.get(User, row.user_id, populate_existing=True)
         # Constant time: the fingerprint is a secret-keyed digest of the password hash.
         if user is None or not hmac.compare_digest(row.fingerprint, key.fingerprint(purpose, user)):
             break
         return ConsumedToken(user=user, purpose=purpose, new_email=row.new_email)
     raise InvalidMailToken
+
+
+async def holder(
+    db: AsyncSession, token: str, purpose: Purpose, *, key: MailTokenKey, now: datetime
+) -> User:
+    """Whose `token` is, without using it up (a read only), or InvalidMailToken as
+    `consume` would raise it. For a use case that must do slow work (hash a password)
+    between checking the token and using it, without holding a transaction open or
+    doing that work for a made-up token; `consume` is still the single use."""
+    if not token.startswith(purpose.prefix):
+        raise InvalidMailToken
+    row = (
+        await db.execute(
+            select(MailToken.user_id, MailToken.fingerprint).where(
+                MailToken.token_hash == key.token_hash(purpose, token),
+                MailToken.purpose == purpose.value,
+                MailToken.expires_at > now,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise InvalidMailToken
+    user = await db.get(User, row.user_id)
+    if user is None or not hmac.compare_digest(row.fingerprint, key.fingerprint(purpose, user)):
+        raise InvalidMailToken
+    return user
 
 
 async def prune_batch(db: AsyncSession, now: datetime, size: int) -> int:

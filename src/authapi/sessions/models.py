@@ -19,6 +19,7 @@ class RevokeReason(enum.StrEnum):
     SESSION_DELETED = "session_deleted"
     LOGOUT_EVERYWHERE = "logout_everywhere"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a password
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a reason, not a password
     REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105
     ENDED_BY_ADMIN = "ended_by_admin"
     USER_DISABLED = "user_disabled"

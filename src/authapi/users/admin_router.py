@@ -1,5 +1,5 @@
 """The admin API: list users, disable or re-enable them, change their role, end their
-sessions (admin role)."""
+sessions, mail them a password reset link (admin role)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from authapi.dependencies import CurrentRequester, DbSession, Now
+from authapi.dependencies import Context, CurrentRequester, DbSession, Now
 from authapi.errors import (
+    AccountDisabled,
     AuthenticationRequired,
     Forbidden,
     InvalidToken,
     NotFound,
     OwnAccountChange,
+    RateLimited,
     responses,
 )
 from authapi.openapi import user_links
@@ -103,3 +105,38 @@ async def end_user_sessions(
     """End every session of a user (admin role): their refresh tokens are refused."""
     await service.end_sessions(db, actor_id=admin.id, user_id=user_id, now=now, requester=requester)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/admin/users/{user_id}/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses={
+        **responses(
+            *ADMIN_ERRORS, NotFound, AccountDisabled, RateLimited, validated=True, database=True
+        ),
+        202: {"description": "Accepted: the reset link is on its way to the user."},
+    },
+)
+async def mail_password_reset(
+    user_id: uuid.UUID,
+    admin: AdminUser,
+    context: Context,
+    db: DbSession,
+    now: Now,
+    requester: CurrentRequester,
+) -> Response:
+    """Mail a user a link to choose a new password (admin role); the admin never sees or
+    sets it. An earlier reset link stops working; the user's sessions go on until the
+    link is used. 409 for a disabled account (enable it first); limited per recipient."""
+    await service.mail_password_reset(
+        db,
+        context.mail_tokens,
+        context.settings,
+        context.rate_limiter,
+        actor_id=admin.id,
+        user_id=user_id,
+        now=now,
+        requester=requester,
+    )
+    return Response(status_code=status.HTTP_202_ACCEPTED)

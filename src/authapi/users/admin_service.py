@@ -1,5 +1,5 @@
 """What admins do to accounts: list them, disable them, change their role, end their
-sessions."""
+sessions, mail them a password reset link."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from authapi.account import password_reset
 from authapi.audit import service as audit
 from authapi.client_address import Requester
-from authapi.errors import Forbidden, NotFound, OwnAccountChange
+from authapi.config import Settings
+from authapi.errors import AccountDisabled, Forbidden, NotFound, OwnAccountChange
+from authapi.mail.tokens import MailTokenKey
+from authapi.ratelimit.service import RateLimiter
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
 from authapi.users.emails import fragment_spellings
@@ -130,6 +134,34 @@ async def end_sessions(
     user = await _target(db, user_id)
     await sessions.revoke_all(db, user.id, RevokeReason.ENDED_BY_ADMIN, now)
     _record(db, "sessions_ended", actor_id=actor_id, user_id=user.id, now=now, requester=requester)
+
+
+async def mail_password_reset(
+    db: AsyncSession,
+    key: MailTokenKey,
+    settings: Settings,
+    limiter: RateLimiter,
+    *,
+    actor_id: uuid.UUID,
+    user_id: uuid.UUID,
+    now: datetime,
+    requester: Requester,
+) -> None:
+    """An admin has a reset link mailed to a user, who then chooses the password: the
+    admin never sees or sets one. The user's sessions go on until the link is used."""
+    user = await _target(db, user_id)
+    if not user.is_active:
+        raise AccountDisabled()
+    await limiter.check_recipient(user.email)
+    await password_reset.mail_link(db, key, settings, user, now)
+    _record(
+        db,
+        "password_reset_mailed",
+        actor_id=actor_id,
+        user_id=user.id,
+        now=now,
+        requester=requester,
+    )
 
 
 def _record(

@@ -99,11 +99,13 @@ async def change_password(
     now: Now,
     requester: CurrentRequester,
 ) -> Response:
-    """Change the password; every other session of the caller ends."""
+    """Change the password; every other session of the caller ends, and a notice is
+    mailed to the address."""
     await service.change_password(
         db,
         context.hasher,
         context.rate_limiter,
+        context.settings,
         user,
         current=body.current_password,
         new=body.new_password,

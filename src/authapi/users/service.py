@@ -11,13 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi.access_tokens.service import Caller
-from authapi.account import verification
+from authapi.account import mails, verification
 from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
 from authapi.db import after_commit, end_read_only_transaction, transaction
 from authapi.errors import EmailTaken, InvalidToken, LoginFailed, WrongPassword
 from authapi.expiring import ExpiringCache
+from authapi.mail.messages import MailTemplate
 from authapi.mail.tokens import MailTokenKey
 from authapi.ratelimit.service import RateLimiter
 from authapi.sessions import service as sessions
@@ -161,6 +162,7 @@ async def change_password(
     db: AsyncSession,
     hasher: PasswordHasher,
     limiter: RateLimiter,
+    settings: Settings,
     user: User,
     *,
     current: str,
@@ -172,7 +174,7 @@ async def change_password(
 ) -> None:
     """Change a user's password from their session `session_id`: the attempt is
     throttled like a login, the current password verified, every other session of the
-    user ended, and the change recorded."""
+    user ended, a notice mailed to the address, and the change recorded."""
     # A stolen access token must not become a way around the login throttle: the
     # attempt counts like a login's, before the current password is verified.
     await limiter.admit_password_attempt(
@@ -187,6 +189,8 @@ async def change_password(
     user.password_hash = new_hash
     await db.flush()
     await sessions.revoke_all(db, user.id, RevokeReason.PASSWORD_CHANGED, now, keep=session_id)
+    # If it was not the owner, the owner learns of it (and can reset the password).
+    await mails.send(db, settings, MailTemplate.PASSWORD_CHANGED, user.email, now)
     audit.record(
         db,
         audit.Event.PASSWORD_CHANGED,
