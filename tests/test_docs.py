@@ -82,3 +82,20 @@ async def test_demo_spa_when_enabled(client: httpx.AsyncClient) -> None:
     script = await client.get("/demo/app.js")
     assert script.status_code == 200
     assert "X-Token-Delivery" in script.text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"demo_spa": True}])
+@pytest.mark.parametrize("path", ["/demo/email/verify", "/demo/password/reset"])
+async def test_demo_spa_answers_the_mailed_links(client: httpx.AsyncClient, path: str) -> None:
+    """AUTHAPI_APP_URL at /demo: the links open the app itself, which loads its script
+    from wherever it is opened."""
+    index = await client.get("/demo/")
+    page = await client.get(path)
+    assert page.status_code == 200
+    assert page.content == index.content
+    assert '<script src="/demo/app.js">' in page.text
+    assert (await client.get(f"{path}/elsewhere")).status_code == 404
+
+
+async def test_demo_spa_links_are_off_by_default(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/demo/email/verify")).status_code == 404

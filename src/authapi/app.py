@@ -15,6 +15,7 @@ from authapi import health, logs, metrics, metrics_export
 from authapi.access_tokens.cache import VerifiedTokens
 from authapi.access_tokens.router import router as access_tokens_router
 from authapi.access_tokens.service import AccessTokens
+from authapi.account.pages import install_pages
 from authapi.account.router import router as account_router
 from authapi.audit.router import router as audit_router
 from authapi.clock import Clock
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(router)
     correct_openapi(app)
     install_docs(app)
+    install_pages(app)
     metrics_export.install_metrics(app, settings)
     if settings.demo_spa:
         install_demo(app)

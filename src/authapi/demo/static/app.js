@@ -7,6 +7,10 @@
 // - A page load refreshes only when this browser may hold a session: a flag in
 //   localStorage, set at login and cleared at logout. It is no secret (the cookie is
 //   the credential); it spares a signed-out visitor a refresh that can only fail.
+// - Mailed links (AUTHAPI_APP_URL pointing here) open /demo/email/verify#token=… and
+//   /demo/password/reset#token=…: the token is in the fragment, which no request sends.
+//   The page takes it out of the address bar, and posts it only when the owner presses
+//   the button, so a mail scanner that opens the link spends nothing.
 
 const COOKIE_MODE = { "X-Token-Delivery": "cookie" };
 const MAYBE_SIGNED_IN = "authapi-demo:maybe-signed-in";
@@ -17,6 +21,46 @@ let refreshes = 0;
 let loggedOut = false; // set by the logout button: no timer may sign this tab in again
 
 const $ = (id) => document.getElementById(id);
+const VIEWS = ["login-view", "forgot-view", "app-view", "verify-view", "reset-view"];
+
+function view(name) {
+  for (const id of VIEWS) $(id).hidden = id !== name;
+}
+
+// `error` is for what went wrong (shown as an alert), `status` for plain news.
+function say({ error = "", status = "" } = {}) {
+  $("error").textContent = error;
+  $("status").textContent = status;
+}
+
+// What a refusal means to the person at the keyboard.
+async function refusal(response) {
+  if (!response) return "The server could not be reached. Try again.";
+  if (response.status === 429) {
+    return `Too many attempts. Try again in ${response.headers.get("Retry-After") || "a few"} seconds.`;
+  }
+  const body = await response.json().catch(() => ({}));
+  if (response.status === 400 && body.error === "invalid_token") {
+    return "This link is invalid, already used or expired. Ask for a new one.";
+  }
+  return body.error_description || `Something went wrong (HTTP ${response.status}).`;
+}
+
+// One request per press: the form's button stays disabled until the answer is in.
+// Null when the server could not be reached.
+async function submit(form, path, body) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    return await fetch(path, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+  } catch (error) {
+    return null;
+  } finally {
+    button.disabled = false;
+  }
+}
 
 function accept(tokens) {
   accessToken = tokens.access_token;
@@ -43,8 +87,8 @@ function refresh() {
   return inFlight;
 }
 
-async function api(path) {
-  const call = () => fetch(path, { headers: { Authorization: `Bearer ${accessToken}` } });
+async function api(path, init = {}) {
+  const call = () => fetch(path, { ...init, headers: { Authorization: `Bearer ${accessToken}` } });
   let response = await call();
   if (response.status === 401) {
     await refresh();
@@ -58,27 +102,25 @@ async function showClaims() {
   if (!response.ok) throw new Error(`whoami: ${response.status}`);
   const claims = await response.json();
   const me = await api("/users/me");
-  $("who").textContent = me.ok ? (await me.json()).email : claims.sub;
+  const profile = me.ok ? await me.json() : { email: claims.sub, email_verified: null };
+  $("who").textContent = profile.email;
+  $("email-verified").textContent = profile.email_verified ? "yes" : "no";
+  $("resend-verification").hidden = profile.email_verified !== false;
   $("role").textContent = claims.role;
   $("claims").textContent = JSON.stringify(claims, null, 2);
 }
 
-// `error` is for what went wrong (shown as an alert), `status` for plain news.
-function showLogin({ error = "", status = "" } = {}) {
+function showLogin(message = {}) {
   accessToken = null;
   clearTimeout(refreshTimer);
-  $("app-view").hidden = true;
-  $("login-view").hidden = false;
-  $("error").textContent = error;
-  $("status").textContent = status;
+  view("login-view");
+  say(message);
 }
 
-async function showApp() {
+async function showApp(message = {}) {
   await showClaims();
-  $("login-view").hidden = true;
-  $("app-view").hidden = false;
-  $("error").textContent = "";
-  $("status").textContent = "";
+  view("app-view");
+  say(message);
 }
 
 async function silentRefresh() {
@@ -91,7 +133,7 @@ async function silentRefresh() {
   }
 }
 
-$("login-view").addEventListener("submit", async (event) => {
+$("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const body = new URLSearchParams({
     grant_type: "password", username: $("email").value, password: $("password").value,
@@ -124,13 +166,98 @@ $("logout").addEventListener("click", async () => {
   showLogin({ status: "Logged out." });
 });
 
+$("resend-verification").addEventListener("click", async () => {
+  const response = await api("/email/verification", { method: "POST" });
+  if (response.ok) say({ status: "A new verification mail is on its way." });
+  else say({ error: await refusal(response) });
+});
+
+$("forgot").addEventListener("click", () => {
+  $("forgot-email").value = $("email").value;
+  view("forgot-view");
+  say();
+});
+$("back-to-login").addEventListener("click", () => showLogin());
+$("forgot-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const response = await submit(event.target, "/password/forgot", { email: $("forgot-email").value });
+  if (response?.ok) {
+    showLogin({ status: "If an account has this address, a link to reset its password is on its way." });
+  } else {
+    say({ error: await refusal(response) });
+  }
+});
+
+// A mailed link's token: read from the fragment once, then out of the address bar (and
+// so out of the history); it lives on only in this variable.
+let linkToken = null;
+
+function leaveLink() {
+  linkToken = null;
+  history.replaceState(null, "", "/demo/");
+}
+
+$("verify-view").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const response = await submit(event.target, "/email/verify", { token: linkToken });
+  if (!response?.ok) {
+    say({ error: await refusal(response) });
+    return;
+  }
+  leaveLink();
+  const status = "Your email address is confirmed.";
+  if (localStorage.getItem(MAYBE_SIGNED_IN)) {
+    refresh().then(() => showApp({ status })).catch(() => showLogin({ status }));
+  } else {
+    showLogin({ status: `${status} You can log in.` });
+  }
+});
+
+$("reset-view").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const password = $("new-password").value;
+  const length = [...password].length; // as the server counts, not UTF-16 units
+  if (length < 8 || length > 128) {
+    say({ error: "The password must have 8 to 128 characters." });
+    return;
+  }
+  if (password !== $("confirm-password").value) {
+    say({ error: "The two passwords differ." });
+    return;
+  }
+  const response = await submit(event.target, "/password/reset", {
+    token: linkToken, new_password: password,
+  });
+  if (!response?.ok) {
+    say({ error: await refusal(response) });
+    return;
+  }
+  $("reset-view").reset();
+  leaveLink();
+  // Every session of the account has ended, this browser's too.
+  localStorage.removeItem(MAYBE_SIGNED_IN);
+  showLogin({ status: "Your password is changed. Log in with the new password." });
+});
+
 // For tests and the curious: the state of this tab, without the token itself.
 window.authapiDemo = { refresh: silentRefresh, refreshes: () => refreshes, signedIn: () => accessToken !== null };
 
-// A reload keeps the session: the cookie is still there, so refresh silently. Without
-// the flag there is no session to keep (never logged in here, or logged out).
-if (localStorage.getItem(MAYBE_SIGNED_IN)) {
-  refresh().then(showApp).catch(() => showLogin());
+const LINK_VIEWS = { "/demo/email/verify": "verify-view", "/demo/password/reset": "reset-view" };
+const linkView = LINK_VIEWS[location.pathname];
+
+if (linkView) {
+  linkToken = new URLSearchParams(location.hash.slice(1)).get("token");
+  history.replaceState(null, "", location.pathname);
+  if (linkToken) {
+    view(linkView);
+    say();
+  } else {
+    showLogin({ error: "This link is incomplete. Open the link from your mail again." });
+  }
+} else if (localStorage.getItem(MAYBE_SIGNED_IN)) {
+  // A reload keeps the session: the cookie is still there, so refresh silently. Without
+  // the flag there is no session to keep (never logged in here, or logged out).
+  refresh().then(() => showApp()).catch(() => showLogin());
 } else {
   showLogin();
 }
