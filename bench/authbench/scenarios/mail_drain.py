@@ -1,0 +1,285 @@
+"""Mail drain: 10,000 mails (quick: 300) queued at once while the API is under a steady
+load (issue 13's benchmark; issue 15, the mail part). How fast the sender of one
+`authapi serve` process empties its outbox into a local relay, whether every mail
+arrives exactly once, and what the drain does to the latency of the requests the same
+process answers meanwhile.
+
+One server on a fresh PostgreSQL database, `AUTHAPI_SMTP_URL` pointing at a local SMTP
+sink (aiosmtpd, a process of its own, accepting everything: authbench/smtpsink.py).
+A probe (authbench/probe.py) sends `GET /whoami` at a fixed rate, first idle, then
+through the drain. The mails are queued by the bench process with authapi's own
+`mail/outbox.enqueue` (the verification mail of `messages.compose`, as a sign-up sends
+it) in one transaction that is flushed before the idle measurement and committed when
+the drain phase begins: all 10,000 become visible at once, and the bench's own work of
+queueing them neither runs on the server's CPU nor overlaps the probe's timing. So the
+figures are the sender's and its interference with the API alone, not the cost of the
+requests that would queue the mail (those are the API's own figures elsewhere). The
+sender finds them at its next poll (`AUTHAPI_MAIL_POLL_INTERVAL`, 2 s): a commit in
+another process does not wake it.
+
+The sink keeps each mail's Message-ID: every queued mail must arrive exactly once (none
+missing, none twice) and the outbox must hold them all as sent, or the scenario fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import uvloop
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from authapi.config import Settings
+from authapi.mail.messages import MailTemplate, compose
+from authapi.mail.outbox import enqueue
+from authbench import accounts, postgres, procfs, servers
+from authbench.config import BenchConfig
+from authbench.probe import Probe, Sample
+from authbench.refreshing import address
+from authbench.results import Figure, ScenarioResult, Target, percentile
+from authbench.smtpsink import SMTPSink
+
+DATABASE = "authapi_bench_mail"
+EMAIL = "mail-drain@example.com"
+PROBE_LOOPS = 4
+PROBE_RATE = 200.0  # /whoami requests per second, all loops together, idle and drain
+# This run's mails: each run queues its own, after the previous run's were sent.
+OUTBOX_STATES = text(
+    "SELECT state, count(*) FROM mail_outbox WHERE created_at >= :since GROUP BY state"
+)
+LINK = "https://app.example/verify#token=ev_bench-not-a-real-token"
+
+
+def mails(config: BenchConfig) -> int:
+    return 300 if config.quick else 10_000
+
+
+def idle_requests(config: BenchConfig) -> int:
+    return 200 if config.quick else 2_000
+
+
+def drain_deadline(config: BenchConfig) -> float:
+    return 120 if config.quick else 900
+
+
+def describe(config: BenchConfig) -> ScenarioResult:
+    n = mails(config)
+    return ScenarioResult(
+        name="mail_drain",
+        title="Mail drain under load",
+        what=(
+            f"{n:,} mails queued at once (one transaction, `mail/outbox.enqueue` from the "
+            f"bench process) into the outbox of one server on PostgreSQL whose relay is a "
+            f"local SMTP sink (aiosmtpd, its own process), while {PROBE_LOOPS} loops probe "
+            f"`GET /whoami` at {PROBE_RATE:g} requests/s in all ({idle_requests(config):,} "
+            f"requests idle first). The drain is the first mail accepted by the sink to "
+            f"the last; every Message-ID must arrive exactly once."
+        ),
+        figures=[
+            Figure("idle_whoami_p50_ms", "/whoami p50 idle", " ms"),
+            Figure("idle_whoami_p99_ms", "/whoami p99 idle", " ms"),
+            Figure("drain_whoami_p50_ms", "/whoami p50 during the drain", " ms"),
+            Figure("drain_whoami_p99_ms", "/whoami p99 during the drain", " ms"),
+            Figure("drain_over_idle_p50", "drain ÷ idle p50"),
+            Figure("drain_over_idle_p99", "drain ÷ idle p99"),
+            Figure("drain_whoami_max_ms", "/whoami max during the drain", " ms"),
+            Figure("mails_per_s", "sender's rate (first mail to last)", " mails/s"),
+            Figure("drain_s", "drain, first mail accepted to last", " s"),
+            Figure("commit_to_last_s", "queued (commit) to last mail accepted", " s"),
+            Figure("mails_received", "mails received (distinct Message-IDs)"),
+            Figure("mails_twice", "mails received more than once"),
+            Figure("mails_missing", "mails never received"),
+            Figure("smtp_connections", "SMTP connections to the sink"),
+            Figure("server_cpu_ms_per_mail", "server CPU per mail (less the probe's)", " ms"),
+            Figure("server_cpu_share_drain", "server CPU share during the drain"),
+            Figure("sink_cpu_ms_per_mail", "sink CPU per mail", " ms"),
+            Figure("enqueue_s", "bench: compose and flush the mails (not timed load)", " s"),
+        ],
+        targets=[Target("drain_over_idle_p99", "<=", 1.2)],
+    )
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def latency_figures(prefix: str, samples: list[Sample]) -> dict[str, float]:
+    latencies = [latency for _, latency, status in samples if status == 200]
+    return {
+        f"{prefix}_requests": len(samples),
+        f"{prefix}_failed": sum(1 for _, _, status in samples if status != 200),
+        f"{prefix}_p50_ms": ms(percentile(latencies, 50)),
+        f"{prefix}_p99_ms": ms(percentile(latencies, 99)),
+        f"{prefix}_max_ms": ms(max(latencies, default=float("nan"))),
+    }
+
+
+async def queue(db: AsyncSession, settings: Settings, count: int, run: int) -> set[str]:
+    """`count` verification mails in `db`'s transaction (flushed, not committed); their
+    Message-IDs."""
+    now = datetime.now(UTC)
+    ids = set()
+    for number in range(count):
+        recipient = f"bulk{run}-{number}@example.com"
+        message = compose(
+            settings,
+            MailTemplate.VERIFY_EMAIL,
+            recipient,
+            now,
+            link=LINK,
+            expires_in="24 hours",
+        )
+        ids.add(str(message["Message-ID"]))
+        await enqueue(db, message, now)
+    return ids
+
+
+def wait_for_drain(sink: SMTPSink, expected: int, deadline: float) -> None:
+    until = time.monotonic() + deadline
+    while (count := sink.count()[0]) < expected:
+        if time.monotonic() > until:
+            raise RuntimeError(f"only {count} of {expected} mails arrived within {deadline} s")
+        time.sleep(0.2)  # polling the sink's count, not timing anything
+
+
+async def one_run(
+    config: BenchConfig, server: servers.Server, sink: SMTPSink, probe: Probe, run: int
+) -> dict[str, float]:
+    n = mails(config)
+    run_began = datetime.now(UTC)
+    settings = Settings(_env_file=None, data_dir=config.run_dir("mail-drain") / "bench")
+    engine = create_async_engine(postgres.sqlalchemy_url(DATABASE))
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as db, db.begin():
+            began = time.monotonic()
+            expected = await queue(db, settings, n, run)
+            enqueue_s = time.monotonic() - began
+            idle_cpu_before = procfs.cpu_seconds(server.pid)
+            idle_began = time.monotonic()
+            idle = await asyncio.to_thread(probe.measure, idle_requests(config), 300)
+            idle_cpu_s = procfs.cpu_seconds(server.pid) - idle_cpu_before
+            idle_s = time.monotonic() - idle_began
+            sink.collect()  # the sign-up mail of the probe's user, and nothing else
+            await asyncio.to_thread(probe.start)
+            cpu_before = procfs.cpu_seconds(server.pid), procfs.cpu_seconds(sink.pid)
+        committed = time.monotonic()  # the transaction's end: every mail due at once
+        try:
+            await asyncio.to_thread(wait_for_drain, sink, n, drain_deadline(config))
+        finally:
+            during = await asyncio.to_thread(probe.stop)
+        server_cpu_s = procfs.cpu_seconds(server.pid) - cpu_before[0]
+        sink_cpu_s = procfs.cpu_seconds(sink.pid) - cpu_before[1]
+        drained_in = time.monotonic() - committed
+        async with engine.connect() as connection:
+            states: dict[str, int] = dict(
+                (await connection.execute(OUTBOX_STATES, {"since": run_began})).tuples().all()
+            )
+    finally:
+        await engine.dispose()
+    received = sink.collect()
+    times = [at for at, _, _ in received.mails]
+    first, last = min(times), max(times)
+    counts = Counter(message_id for _, message_id, _ in received.mails)
+    in_drain = [sample for sample in during if first <= sample[0] <= last]
+    sent = states.get("sent", 0)
+    unsent = sum(states.values()) - sent
+    # The probe's own cost, at its idle rate, taken out of the server's CPU in the drain.
+    probe_cpu_s = idle_cpu_s / idle_s * drained_in
+    figures: dict[str, float] = {
+        **latency_figures("idle_whoami", idle),
+        **latency_figures("drain_whoami", in_drain),
+        "mails_queued": n,
+        "mails_received": len(counts.keys() & expected),
+        "mails_twice": sum(1 for message_id, seen in counts.items() if seen > 1),
+        "mails_missing": len(expected - counts.keys()),
+        "mails_unexpected": len(counts.keys() - expected),
+        "outbox_sent": int(sent),
+        "outbox_not_sent": int(unsent),
+        "smtp_connections": received.connections,
+        "drain_s": round(last - first, 3),
+        "commit_to_first_s": round(first - committed, 3),
+        "commit_to_last_s": round(last - committed, 3),
+        "mails_per_s": round((len(received.mails) - 1) / (last - first), 1),
+        "server_cpu_s_drain": round(server_cpu_s, 2),
+        "server_cpu_share_drain": round(server_cpu_s / drained_in, 3),
+        "server_cpu_ms_per_mail": round((server_cpu_s - probe_cpu_s) / n * 1000, 3),
+        "sink_cpu_ms_per_mail": round(sink_cpu_s / n * 1000, 3),
+        "enqueue_s": round(enqueue_s, 2),
+    }
+    figures["drain_over_idle_p50"] = round(
+        figures["drain_whoami_p50_ms"] / figures["idle_whoami_p50_ms"], 2
+    )
+    figures["drain_over_idle_p99"] = round(
+        figures["drain_whoami_p99_ms"] / figures["idle_whoami_p99_ms"], 2
+    )
+    return figures
+
+
+def problems(figures: dict[str, float]) -> list[str]:
+    found = []
+    for key in ("mails_twice", "mails_missing", "mails_unexpected", "outbox_not_sent"):
+        if figures[key]:
+            found.append(f"{key} = {figures[key]:g}")
+    if figures["outbox_sent"] < figures["mails_queued"]:
+        found.append(f"only {figures['outbox_sent']:g} mails sent in the outbox")
+    if figures["idle_whoami_failed"] or figures["drain_whoami_failed"]:
+        found.append("some /whoami probe requests failed")
+    return found
+
+
+def measure(config: BenchConfig, result: ScenarioResult) -> None:
+    database_url = postgres.create_database(DATABASE)
+    sink = SMTPSink(config.client_cpu)
+    probe: Probe | None = None
+    found: list[str] = []
+    try:
+        server = servers.authapi(config, "mail-drain", database_url, AUTHAPI_SMTP_URL=sink.url)
+        with servers.running(server):
+            result.commands.append(server.shown())
+            accounts.register(server.base_url, EMAIL)
+            token = accounts.login(server.base_url, EMAIL).access_token
+            probe = Probe(
+                address(server.base_url),
+                "/whoami",
+                {"Authorization": f"Bearer {token}"},
+                loops=PROBE_LOOPS,
+                rate=PROBE_RATE,
+                cpu=config.client_cpu,
+            )
+            for run in range(1, config.runs + 1):
+                try:
+                    figures = uvloop.run(one_run(config, server, sink, probe, run))
+                except Exception as exc:
+                    lines = server.log_tail(400).splitlines()
+                    tail = "\n".join([x for x in lines if "authapi.access" not in x][-25:])
+                    raise RuntimeError(f"{exc}\nserver log ({server.log_path}):\n{tail}") from exc
+                result.runs.append(figures)
+                found += [f"run {run}: {problem}" for problem in problems(figures)]
+                result.notes.append(
+                    f"Run {run}: {figures['mails_received']:,.0f} of "
+                    f"{figures['mails_queued']:,.0f} mails over "
+                    f"{figures['smtp_connections']:,.0f} SMTP connections; the first "
+                    f"arrived {figures['commit_to_first_s']:g} s after the commit; "
+                    f"{figures['drain_whoami_requests']:,.0f} probe requests in the drain."
+                )
+    finally:
+        if probe is not None:
+            probe.close()
+        sink.close()
+        postgres.drop_database(DATABASE)
+    result.commands.append(
+        f"(driver) authbench/smtpsink.py: aiosmtpd on uvloop, its own process; "
+        f"authbench/probe.py: {PROBE_LOOPS} keep-alive loops of GET /whoami, "
+        f"{PROBE_RATE:g}/s, its own process; the mails queued by the bench process "
+        f"(SQLAlchemy + asyncpg, `authapi.mail.outbox.enqueue`); all on CPU {config.client_cpu}"
+    )
+    result.notes.append(
+        "Server CPU per mail: the server's CPU time over the drain, less what the probe "
+        "cost it per second while idle, divided by the mails. Every figure of every run "
+        "is in results.json."
+    )
+    if found:
+        raise RuntimeError("mail not delivered exactly once: " + "; ".join(found))
