@@ -6,12 +6,13 @@ process answers meanwhile.
 
 One server on a fresh PostgreSQL database, `AUTHAPI_SMTP_URL` pointing at a local SMTP
 sink (aiosmtpd, a process of its own, accepting everything: authbench/smtpsink.py).
-A probe (authbench/probe.py) sends `GET /whoami` at a fixed rate, first idle, then
-through the drain. The mails are queued by the bench process with authapi's own
-`mail/outbox.enqueue` (the verification mail of `messages.compose`, as a sign-up sends
-it) in one transaction that is flushed before the idle measurement and committed when
-the drain phase begins: all 10,000 become visible at once, and the bench's own work of
-queueing them neither runs on the server's CPU nor overlaps the probe's timing. So the
+A probe (authbench/probe.py) sends `GET /whoami` at a fixed rate, idle, then through
+the drain, then idle again (the baseline is both idle spells together). The mails are
+queued by the bench process with authapi's own `mail/outbox.enqueue` (the verification
+mail of `messages.compose`, as a sign-up sends it) in one transaction that is flushed
+before the first idle spell and committed when the drain begins: all 10,000 become
+visible at once, and the bench's own work of queueing them neither runs on the
+server's CPU nor overlaps the probe's timing. So the
 figures are the sender's and its interference with the API alone, not the cost of the
 requests that would queue the mail (those are the API's own figures elsewhere). The
 sender finds them at its next poll (`AUTHAPI_MAIL_POLL_INTERVAL`, 2 s): a commit in
@@ -46,6 +47,7 @@ DATABASE = "authapi_bench_mail"
 EMAIL = "mail-drain@example.com"
 PROBE_LOOPS = 4
 PROBE_RATE = 200.0  # /whoami requests per second, all loops together, idle and drain
+QUIET_BUSY_SHARE = 0.25  # before each run, wait a little for the machine to be this quiet
 # This run's mails: each run queues its own, after the previous run's were sent.
 OUTBOX_STATES = text(
     "SELECT state, count(*) FROM mail_outbox WHERE created_at >= :since GROUP BY state"
@@ -75,8 +77,8 @@ def describe(config: BenchConfig) -> ScenarioResult:
             f"bench process) into the outbox of one server on PostgreSQL whose relay is a "
             f"local SMTP sink (aiosmtpd, its own process), while {PROBE_LOOPS} loops probe "
             f"`GET /whoami` at {PROBE_RATE:g} requests/s in all ({idle_requests(config):,} "
-            f"requests idle first). The drain is the first mail accepted by the sink to "
-            f"the last; every Message-ID must arrive exactly once."
+            f"requests idle before, as many after). The drain is the first mail accepted "
+            f"by the sink to the last; every Message-ID must arrive exactly once."
         ),
         figures=[
             Figure("idle_whoami_p50_ms", "/whoami p50 idle", " ms"),
@@ -96,6 +98,8 @@ def describe(config: BenchConfig) -> ScenarioResult:
             Figure("server_cpu_ms_per_mail", "server CPU per mail (less the probe's)", " ms"),
             Figure("server_cpu_share_drain", "server CPU share during the drain"),
             Figure("sink_cpu_ms_per_mail", "sink CPU per mail", " ms"),
+            Figure("event_loop_wait_share_drain", "event loop: share waiting for a CPU (drain)"),
+            Figure("foreign_cpu_share_drain", "others' share of the server's CPU (drain)"),
             Figure("enqueue_s", "bench: compose and flush the mails (not timed load)", " s"),
         ],
         targets=[Target("drain_over_idle_p99", "<=", 1.2)],
@@ -157,22 +161,23 @@ async def one_run(
             began = time.monotonic()
             expected = await queue(db, settings, n, run)
             enqueue_s = time.monotonic() - began
-            idle_cpu_before = procfs.cpu_seconds(server.pid)
-            idle_began = time.monotonic()
+            idle_start = procfs.Snapshot.take(server.pid)
             idle = await asyncio.to_thread(probe.measure, idle_requests(config), 300)
-            idle_cpu_s = procfs.cpu_seconds(server.pid) - idle_cpu_before
-            idle_s = time.monotonic() - idle_began
+            idle_end = procfs.Snapshot.take(server.pid)
             sink.collect()  # the sign-up mail of the probe's user, and nothing else
             await asyncio.to_thread(probe.start)
-            cpu_before = procfs.cpu_seconds(server.pid), procfs.cpu_seconds(sink.pid)
-        committed = time.monotonic()  # the transaction's end: every mail due at once
+            sink_cpu_before = procfs.cpu_seconds(sink.pid)
+        drain_start = procfs.Snapshot.take(server.pid)
+        committed = drain_start.at  # the transaction's end: every mail due at once
         try:
             await asyncio.to_thread(wait_for_drain, sink, n, drain_deadline(config))
         finally:
             during = await asyncio.to_thread(probe.stop)
-        server_cpu_s = procfs.cpu_seconds(server.pid) - cpu_before[0]
-        sink_cpu_s = procfs.cpu_seconds(sink.pid) - cpu_before[1]
-        drained_in = time.monotonic() - committed
+        drain_end = procfs.Snapshot.take(server.pid)
+        sink_cpu_s = procfs.cpu_seconds(sink.pid) - sink_cpu_before
+        # Idle again: the baseline is taken on both sides of the drain, so that a change
+        # in the machine's other work over the run weighs on both figures alike.
+        after = await asyncio.to_thread(probe.measure, idle_requests(config), 300)
         async with engine.connect() as connection:
             states: dict[str, int] = dict(
                 (await connection.execute(OUTBOX_STATES, {"since": run_began})).tuples().all()
@@ -186,10 +191,18 @@ async def one_run(
     in_drain = [sample for sample in during if first <= sample[0] <= last]
     sent = states.get("sent", 0)
     unsent = sum(states.values()) - sent
+    cpu = config.server_cpu
+    idle_s, drain_wall_s = idle_end.at - idle_start.at, drain_end.at - drain_start.at
+    idle_cpu_s, server_cpu_s = (
+        idle_end.cpu_s - idle_start.cpu_s,
+        drain_end.cpu_s - drain_start.cpu_s,
+    )
     # The probe's own cost, at its idle rate, taken out of the server's CPU in the drain.
-    probe_cpu_s = idle_cpu_s / idle_s * drained_in
+    probe_cpu_s = idle_cpu_s / idle_s * drain_wall_s
     figures: dict[str, float] = {
-        **latency_figures("idle_whoami", idle),
+        **latency_figures("idle_whoami", idle + after),
+        **latency_figures("idle_before_whoami", idle),
+        **latency_figures("idle_after_whoami", after),
         **latency_figures("drain_whoami", in_drain),
         "mails_queued": n,
         "mails_received": len(counts.keys() & expected),
@@ -204,7 +217,19 @@ async def one_run(
         "commit_to_last_s": round(last - committed, 3),
         "mails_per_s": round((len(received.mails) - 1) / (last - first), 1),
         "server_cpu_s_drain": round(server_cpu_s, 2),
-        "server_cpu_share_drain": round(server_cpu_s / drained_in, 3),
+        "server_cpu_share_idle": round(idle_cpu_s / idle_s, 3),
+        "server_cpu_share_drain": round(server_cpu_s / drain_wall_s, 3),
+        "event_loop_wait_share_idle": round((idle_end.loop[1] - idle_start.loop[1]) / idle_s, 3),
+        "event_loop_wait_share_drain": round(
+            (drain_end.loop[1] - drain_start.loop[1]) / drain_wall_s, 3
+        ),
+        "foreign_cpu_share_idle": round(
+            procfs.foreign_share(cpu, idle_start.ticks, idle_end.ticks, idle_cpu_s), 3
+        ),
+        "foreign_cpu_share_drain": round(
+            procfs.foreign_share(cpu, drain_start.ticks, drain_end.ticks, server_cpu_s), 3
+        ),
+        "machine_busy_share_drain": round(procfs.busy_share(drain_start.ticks, drain_end.ticks), 3),
         "server_cpu_ms_per_mail": round((server_cpu_s - probe_cpu_s) / n * 1000, 3),
         "sink_cpu_ms_per_mail": round(sink_cpu_s / n * 1000, 3),
         "enqueue_s": round(enqueue_s, 2),
@@ -250,12 +275,19 @@ def measure(config: BenchConfig, result: ScenarioResult) -> None:
                 cpu=config.client_cpu,
             )
             for run in range(1, config.runs + 1):
+                waited, busy = 0.0, float("nan")
+                if config.quiet_wait_seconds > 0:
+                    waited, busy = procfs.wait_for_quiet(
+                        QUIET_BUSY_SHARE, 1.0, config.quiet_wait_seconds
+                    )
                 try:
                     figures = uvloop.run(one_run(config, server, sink, probe, run))
                 except Exception as exc:
                     lines = server.log_tail(400).splitlines()
                     tail = "\n".join([x for x in lines if "authapi.access" not in x][-25:])
                     raise RuntimeError(f"{exc}\nserver log ({server.log_path}):\n{tail}") from exc
+                figures["quiet_wait_s"] = round(waited, 1)
+                figures["machine_busy_share_before_run"] = round(busy, 3)
                 result.runs.append(figures)
                 found += [f"run {run}: {problem}" for problem in problems(figures)]
                 result.notes.append(
