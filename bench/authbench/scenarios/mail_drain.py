@@ -47,6 +47,7 @@ DATABASE = "authapi_bench_mail"
 EMAIL = "mail-drain@example.com"
 PROBE_LOOPS = 4
 PROBE_RATE = 200.0  # /whoami requests per second, all loops together, idle and drain
+ACCESS_TOKEN_TTL = 3600  # s: a slow drain on a busy machine outlasts the default 5 minutes
 QUIET_BUSY_SHARE = 0.25  # before each run, wait a little for the machine to be this quiet
 # This run's mails: each run queues its own, after the previous run's were sent.
 OUTBOX_STATES = text(
@@ -149,18 +150,34 @@ def wait_for_drain(sink: SMTPSink, expected: int, deadline: float) -> None:
         time.sleep(0.2)  # polling the sink's count, not timing anything
 
 
+def start_probe(config: BenchConfig, server: servers.Server) -> Probe:
+    """A probe with a new access token, its connections opened and warmed just now:
+    uvicorn closes a keep-alive connection idle for 5 s, and queueing takes longer."""
+    token = accounts.login(server.base_url, EMAIL).access_token
+    return Probe(
+        address(server.base_url),
+        "/whoami",
+        {"Authorization": f"Bearer {token}"},
+        loops=PROBE_LOOPS,
+        rate=PROBE_RATE,
+        cpu=config.client_cpu,
+    )
+
+
 async def one_run(
-    config: BenchConfig, server: servers.Server, sink: SMTPSink, probe: Probe, run: int
+    config: BenchConfig, server: servers.Server, sink: SMTPSink, run: int
 ) -> dict[str, float]:
     n = mails(config)
     run_began = datetime.now(UTC)
     settings = Settings(_env_file=None, data_dir=config.run_dir("mail-drain") / "bench")
     engine = create_async_engine(postgres.sqlalchemy_url(DATABASE))
+    probe: Probe | None = None
     try:
         async with AsyncSession(engine, expire_on_commit=False) as db, db.begin():
             began = time.monotonic()
             expected = await queue(db, settings, n, run)
             enqueue_s = time.monotonic() - began
+            probe = await asyncio.to_thread(start_probe, config, server)
             idle_start = procfs.Snapshot.take(server.pid)
             idle = await asyncio.to_thread(probe.measure, idle_requests(config), 300)
             idle_end = procfs.Snapshot.take(server.pid)
@@ -183,6 +200,8 @@ async def one_run(
                 (await connection.execute(OUTBOX_STATES, {"since": run_began})).tuples().all()
             )
     finally:
+        if probe is not None:
+            probe.close()
         await engine.dispose()
     received = sink.collect()
     times = [at for at, _, _ in received.mails]
@@ -258,22 +277,18 @@ def problems(figures: dict[str, float]) -> list[str]:
 def measure(config: BenchConfig, result: ScenarioResult) -> None:
     database_url = postgres.create_database(DATABASE)
     sink = SMTPSink(config.client_cpu)
-    probe: Probe | None = None
     found: list[str] = []
     try:
-        server = servers.authapi(config, "mail-drain", database_url, AUTHAPI_SMTP_URL=sink.url)
+        server = servers.authapi(
+            config,
+            "mail-drain",
+            database_url,
+            AUTHAPI_SMTP_URL=sink.url,
+            AUTHAPI_ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL),
+        )
         with servers.running(server):
             result.commands.append(server.shown())
             accounts.register(server.base_url, EMAIL)
-            token = accounts.login(server.base_url, EMAIL).access_token
-            probe = Probe(
-                address(server.base_url),
-                "/whoami",
-                {"Authorization": f"Bearer {token}"},
-                loops=PROBE_LOOPS,
-                rate=PROBE_RATE,
-                cpu=config.client_cpu,
-            )
             for run in range(1, config.runs + 1):
                 waited, busy = 0.0, float("nan")
                 if config.quiet_wait_seconds > 0:
@@ -281,7 +296,7 @@ def measure(config: BenchConfig, result: ScenarioResult) -> None:
                         QUIET_BUSY_SHARE, 1.0, config.quiet_wait_seconds
                     )
                 try:
-                    figures = uvloop.run(one_run(config, server, sink, probe, run))
+                    figures = uvloop.run(one_run(config, server, sink, run))
                 except Exception as exc:
                     lines = server.log_tail(400).splitlines()
                     tail = "\n".join([x for x in lines if "authapi.access" not in x][-25:])
@@ -298,8 +313,6 @@ def measure(config: BenchConfig, result: ScenarioResult) -> None:
                     f"{figures['drain_whoami_requests']:,.0f} probe requests in the drain."
                 )
     finally:
-        if probe is not None:
-            probe.close()
         sink.close()
         postgres.drop_database(DATABASE)
     result.commands.append(
@@ -314,4 +327,4 @@ def measure(config: BenchConfig, result: ScenarioResult) -> None:
         "is in results.json."
     )
     if found:
-        raise RuntimeError("mail not delivered exactly once: " + "; ".join(found))
+        raise RuntimeError("; ".join(found))
