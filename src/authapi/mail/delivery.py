@@ -80,7 +80,9 @@ class SMTPRelay:
             except Exception as exc:
                 if not (kept and _connection_gone(exc)):
                     raise _delivery_error(exc) from None
-                # The relay had closed the kept connection: the mail was not taken.
+                # The relay had closed the kept connection, most often before this mail
+                # began. Had it gone after taking the message, the mail arrives twice,
+                # as it would with the retry a failure otherwise leads to.
                 try:
                     await self._send(recipient, message)
                 except Exception as again:
