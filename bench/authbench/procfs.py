@@ -9,6 +9,7 @@ import os
 import resource
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 CpuTicks = dict[int, tuple[int, int]]  # CPU number -> (busy, total) clock ticks since boot
@@ -100,6 +101,25 @@ def foreign_share(cpu: int | None, before: CpuTicks, after: CpuTicks, own: float
     busy = (after[cpu][0] - before[cpu][0]) / ticks
     total = (after[cpu][1] - before[cpu][1]) / ticks
     return max(0.0, busy - own) / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The server's CPU time, its event loop thread's, and the machine's CPU ticks."""
+
+    at: float
+    cpu_s: float
+    loop: tuple[float, float]  # (CPU s, s waiting for a CPU)
+    ticks: CpuTicks
+
+    @classmethod
+    def take(cls, pid: int) -> Snapshot:
+        return cls(
+            time.monotonic(),
+            cpu_seconds(pid),
+            main_thread_schedstat(pid),
+            cpu_ticks(),
+        )
 
 
 def wait_for_quiet(limit: float, window: float, deadline: float) -> tuple[float, float]:

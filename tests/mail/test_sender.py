@@ -204,6 +204,9 @@ class _CrashingTransport:
     async def deliver(self, mail_id: uuid.UUID, recipient: str, message: str) -> None:
         raise _Crash
 
+    async def close(self) -> None:
+        pass
+
 
 class TestLease:
     async def test_a_crash_mid_send_repeats_the_mail_later_never_loses_it(

@@ -40,15 +40,27 @@ from tests.support.waiting import wait_until
 
 @dataclass
 class Inbox:
-    """What the server received; `refuse` makes it answer every mail with `refusal`."""
+    """What the server received; `refuse` makes it answer every mail with `refusal`,
+    `refuse_to` the mails to these recipients. `connections`: the clients' EHLOs, one
+    per connection."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     refuse: bool = False
     refusal: str = "451 4.3.0 try again later"
+    refuse_to: set[str] = field(default_factory=set)
+    connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook
+        self, _server: Any, session: Any, _envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        with self.lock:
+            self.connections += 1
+        return responses
+
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
-        if self.refuse:
+        if self.refuse or self.refuse_to & set(envelope.rcpt_tos):
             return self.refusal
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)

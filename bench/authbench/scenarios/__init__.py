@@ -12,6 +12,7 @@ from authbench.scenarios import (
     access,
     login,
     login_flood,
+    mail_drain,
     peer,
     prune,
     refresh,
@@ -29,5 +30,16 @@ class Scenario:
 
 SCENARIOS: dict[str, Scenario] = {
     module.__name__.rsplit(".", 1)[1]: Scenario(module.describe, module.measure)
-    for module in (access, peer, refresh, scale, login, login_flood, prune, revocation, soak)
+    for module in (
+        access,
+        peer,
+        refresh,
+        scale,
+        login,
+        login_flood,
+        prune,
+        revocation,
+        mail_drain,
+        soak,
+    )
 }

@@ -19,9 +19,7 @@ probe request fails the scenario (the contract); speed is never judged.
 from __future__ import annotations
 
 import resource
-import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import uvloop
@@ -91,25 +89,6 @@ def describe(config: BenchConfig) -> ScenarioResult:
     )
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """The server's CPU time, its event loop thread's, and the machine's CPU ticks."""
-
-    at: float
-    cpu_s: float
-    loop: tuple[float, float]  # (CPU s, s waiting for a CPU)
-    ticks: procfs.CpuTicks
-
-    @classmethod
-    def take(cls, pid: int) -> Snapshot:
-        return cls(
-            time.monotonic(),
-            procfs.cpu_seconds(pid),
-            procfs.main_thread_schedstat(pid),
-            procfs.cpu_ticks(),
-        )
-
-
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
@@ -149,16 +128,16 @@ def one_run(
             rate=PROBE_RATE,
             cpu=config.client_cpu,
         )
-        idle_start = Snapshot.take(pid)
+        idle_start = procfs.Snapshot.take(pid)
         idle = probe.measure(config.flood_idle_requests, deadline=300)
-        flood_start = Snapshot.take(pid)
+        flood_start = procfs.Snapshot.take(pid)
         idle_kib, idle_threads, hwm_before = procfs.status_figures(pid, "VmRSS", "Threads", "VmHWM")
         probe.start()
         client_before = procfs.own_cpu_seconds()
         result = uvloop.run(flood(*address(server.base_url), EMAIL, config.flood_logins))
         client_cpu = procfs.own_cpu_seconds() - client_before
         during = probe.stop()
-        flood_end = Snapshot.take(pid)
+        flood_end = procfs.Snapshot.take(pid)
         rss_after, hwm_after = procfs.status_figures(pid, "VmRSS", "VmHWM")
     finally:
         sampler.stop()

@@ -8,6 +8,7 @@ set, else the system's CAs).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -39,8 +40,20 @@ class DeliveryError(Exception):
 class Transport(Protocol):
     async def deliver(self, mail_id: uuid.UUID, recipient: str, message: str) -> None: ...
 
+    async def close(self) -> None:
+        """The sender's pass is over: let go of any connection held for it."""
+
+
+# 421: the relay is closing the connection (a limit of mails or time per connection).
+CLOSING = 421
+
 
 class SMTPRelay:
+    """One connection carries every mail of a sender's pass, until `close()`: the
+    connect, greeting, EHLO, TLS handshake and login are paid once a pass, not once a
+    mail. The relay's answer to each mail still comes back before the next is sent, so
+    the sender writes each result as soon as it has it."""
+
     def __init__(self, settings: Settings) -> None:
         if settings.smtp_url is None:
             raise ValueError("AUTHAPI_SMTP_URL is not set")
@@ -56,13 +69,30 @@ class SMTPRelay:
         self._tls_context = ssl.create_default_context(
             cafile=str(settings.smtp_ca_file) if settings.smtp_ca_file else None
         )
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()  # one mail at a time on the one connection
 
     async def deliver(self, mail_id: uuid.UUID, recipient: str, message: str) -> None:
-        try:
-            await aiosmtplib.send(
-                message,
-                sender=self._sender,
-                recipients=[parseaddr(recipient)[1]],
+        async with self._lock:
+            kept = self._client is not None and self._client.is_connected
+            try:
+                await self._send(recipient, message)
+            except Exception as exc:
+                if not (kept and _connection_gone(exc)):
+                    raise _delivery_error(exc) from None
+                # The relay had closed the kept connection, most often before this mail
+                # began. Had it gone after taking the message, the mail arrives twice,
+                # as it would with the retry a failure otherwise leads to.
+                try:
+                    await self._send(recipient, message)
+                except Exception as again:
+                    raise _delivery_error(again) from None
+
+    async def _send(self, recipient: str, message: str) -> None:
+        client = self._client
+        if client is None or not client.is_connected:
+            self._client = None
+            client = aiosmtplib.SMTP(
                 hostname=self._hostname,
                 port=self._port,
                 username=self._username,
@@ -74,18 +104,62 @@ class SMTPRelay:
                 tls_context=self._tls_context,
                 timeout=self._timeout,
             )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [refusal.code for refusal in exc.recipients]
-            raise DeliveryError(
-                f"recipient refused ({', '.join(map(str, codes))})",
-                permanent=all(code >= 500 for code in codes),
-            ) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                f"relay answered {exc.code} {exc.message}"[:300], permanent=exc.code >= 500
-            ) from None
-        except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
-            raise DeliveryError(f"relay unreachable: {type(exc).__name__}: {exc}"[:300]) from None
+            try:
+                await client.connect()  # greeting, EHLO, STARTTLS, AUTH
+            except BaseException:
+                client.close()
+                raise
+            self._client = client
+        try:
+            await client.sendmail(self._sender, [parseaddr(recipient)[1]], message)
+        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as exc:
+            # An answer about this mail (aiosmtplib has reset the envelope): the
+            # connection serves the next one, unless the relay said it is closing.
+            if getattr(exc, "code", None) == CLOSING:
+                self._drop()
+            raise
+        except BaseException:
+            self._drop()  # a timeout or a broken connection: in an unknown state
+            raise
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def close(self) -> None:
+        async with self._lock:
+            client, self._client = self._client, None
+            if client is None or not client.is_connected:
+                return
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+
+def _connection_gone(exc: Exception) -> bool:
+    """A failure that says the connection is gone, nothing about the mail: on a
+    connection kept from an earlier mail (relays close idle or long-lived ones), the
+    mail is tried once more on a new one."""
+    # aiosmtplib.SMTPServerDisconnected is a ConnectionError, as are resets and broken pipes.
+    return isinstance(exc, ConnectionError) or getattr(exc, "code", None) == CLOSING
+
+
+def _delivery_error(exc: Exception) -> DeliveryError:
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [refusal.code for refusal in exc.recipients]
+        return DeliveryError(
+            f"recipient refused ({', '.join(map(str, codes))})",
+            permanent=all(code >= 500 for code in codes),
+        )
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return DeliveryError(
+            f"relay answered {exc.code} {exc.message}"[:300], permanent=exc.code >= 500
+        )
+    if isinstance(exc, aiosmtplib.SMTPException | OSError | ssl.SSLError):
+        return DeliveryError(f"relay unreachable: {type(exc).__name__}: {exc}"[:300])
+    raise exc
 
 
 class MailFolder:
@@ -107,6 +181,9 @@ class MailFolder:
             file.write(message)
         partial.replace(path)
         logger.info("mail written to %s (no AUTHAPI_SMTP_URL set)", path)
+
+    async def close(self) -> None:
+        """Nothing held between mails."""
 
 
 def transport_for(settings: Settings) -> Transport:

@@ -1,7 +1,8 @@
 """Sending the outbox: `MailSender`, in every `authapi serve` process (started and
 stopped in the app's lifespan) and in `authapi mail send`.
 
-A pass claims the mails that are due, a batch at a time, and sends them one by one.
+A pass claims the mails that are due, a batch at a time, and sends them one by one,
+all over one connection to the relay (closed when the pass ends).
 The claim moves each mail's `due_at` a lease ahead in the transaction that selects it:
 on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so that senders on several instances take
 disjoint batches without waiting for each other; on SQLite every transaction holds the
@@ -72,8 +73,9 @@ class MailSender:
         self._clock = clock
         self._sessionmaker = sessionmaker
         self._transport = transport
-        # A few SMTP round trips per mail, each bounded by the timeout.
-        self._lease = LEASE_MARGIN + BATCH * timedelta(seconds=4 * settings.smtp_timeout)
+        # A few SMTP round trips per mail, each bounded by the timeout; twice that for
+        # a mail tried again on a new connection when the relay dropped the kept one.
+        self._lease = LEASE_MARGIN + BATCH * timedelta(seconds=8 * settings.smtp_timeout)
         self._task: asyncio.Task[None] | None = None
         # Set when there may be mail due before the next poll (app.session_class sets it
         # when a transaction that queued mail commits).
@@ -85,17 +87,21 @@ class MailSender:
     async def run_once(self) -> int:
         """Send every mail that is due now; the number handed over."""
         sent = 0
-        while True:
-            claimed = await self._claim()
-            for index, mail in enumerate(claimed):
-                if self._stopping:
-                    # Shutting down: the rest of the batch is due again at once, for
-                    # another sender, rather than when the lease runs out.
-                    await self._release(claimed[index:])
-                    return sent
-                sent += await self._send(mail)
-            if len(claimed) < BATCH or self._stopping:
-                break
+        try:
+            while True:
+                claimed = await self._claim()
+                for index, mail in enumerate(claimed):
+                    if self._stopping:
+                        # Shutting down: the rest of the batch is due again at once, for
+                        # another sender, rather than when the lease runs out.
+                        await self._release(claimed[index:])
+                        return sent
+                    sent += await self._send(mail)
+                if len(claimed) < BATCH or self._stopping:
+                    break
+        finally:
+            # The pass's one relay connection (delivery.py), not kept while idle.
+            await self._transport.close()
         await self._measure()
         return sent
 
@@ -242,7 +248,7 @@ class MailSender:
             return
         self._stopping = True
         self._wake.set()
-        bound = 4 * self._settings.smtp_timeout + 2 * self._settings.db_timeout
+        bound = 8 * self._settings.smtp_timeout + 2 * self._settings.db_timeout
         try:
             await asyncio.wait_for(asyncio.shield(self._task), bound)
         except TimeoutError:
