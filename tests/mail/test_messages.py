@@ -73,7 +73,7 @@ class TestTemplates:
         settings = settings_for(tmp_path, mail_templates_dir=folder)
         subject, text, html = render(settings, MailTemplate.PASSWORD_CHANGED, "a@example.com")
         assert (subject, text) == ("Acme: new password", "Hi a@example.com!\n")
-        assert "every session was signed out" in html  # the package's own HTML part
+        assert "signed in with the old one were signed out" in html  # the package's own HTML part
         _s, other, _h = render(settings, MailTemplate.ACCOUNT_DELETED, "a@example.com")
         assert "was deleted" in other
 
