@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from authapi.plain_text import NO_CONTROLS
+from authapi.users.schemas import Email
 
 # What a mailed link carries: `ev_` or `pr_` and 43 characters; anything longer is no
 # token of ours, and is refused before it is looked up.
@@ -23,3 +24,16 @@ class EmailVerification(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: MailToken
+
+
+class EmailChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    new_email: Email
+    current_password: CurrentPassword
+
+
+class AccountDeletion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: CurrentPassword

@@ -38,6 +38,10 @@ class Event(enum.StrEnum):
     EMAIL_VERIFICATION_REQUESTED = "email_verification_requested"
     EMAIL_VERIFIED = "email_verified"
     MAIL_TOKEN_REFUSED = "mail_token_refused"  # noqa: S105 - an event name
+    EMAIL_CHANGE_REQUESTED = "email_change_requested"
+    EMAIL_CHANGED = "email_changed"
+    # Kept after the account is gone, with its id only (no address).
+    ACCOUNT_DELETED = "account_deleted"
 
 
 def record(

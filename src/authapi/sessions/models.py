@@ -23,6 +23,8 @@ class RevokeReason(enum.StrEnum):
     ENDED_BY_ADMIN = "ended_by_admin"
     USER_DISABLED = "user_disabled"
     ROLE_CHANGED = "role_changed"
+    EMAIL_CHANGED = "email_changed"  # the change confirmed (account/email_change.py)
+    ACCOUNT_DELETED = "account_deleted"
 
 
 class LoginSession(Base):
