@@ -39,6 +39,8 @@ async def test_openapi_documents_every_contract_endpoint(client: httpx.AsyncClie
         ("/sessions/{session_id}", "delete"),
         ("/sessions", "delete"),
         ("/users/me/password", "post"),
+        ("/users/me/email", "post"),
+        ("/users/me", "delete"),
         ("/.well-known/jwks.json", "get"),
         ("/.well-known/oauth-authorization-server", "get"),
         ("/healthz", "get"),

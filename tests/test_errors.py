@@ -36,6 +36,8 @@ ENDPOINTS = [
     ("POST", "/logout"),
     ("POST", "/revoke"),
     ("POST", "/users/me/password"),
+    ("POST", "/users/me/email"),
+    ("DELETE", "/users/me"),
     ("GET", "/users/me"),
     ("GET", "/whoami"),
     ("GET", "/sessions"),
@@ -129,6 +131,19 @@ class TestHostileInput:
                 "/users/me/password",
                 json={"current_password": value, "new_password": value},
                 headers=bearer(tokens),
+            ),
+            lambda: client.post(
+                "/users/me/email",
+                json={"new_email": value, "current_password": value},
+                headers=bearer(tokens),
+            ),
+            lambda: client.post(
+                "/users/me/email",
+                json={"new_email": "someone@example.com", "current_password": value},
+                headers=bearer(tokens),
+            ),
+            lambda: client.request(
+                "DELETE", "/users/me", json={"current_password": value}, headers=bearer(tokens)
             ),
         ]
         for attempt in attempts:

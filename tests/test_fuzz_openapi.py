@@ -68,13 +68,20 @@ CONFIG: dict[str, Any] = {
     "operations": [
         {
             # These operations check a credential in the body: a refresh token, the
-            # current password. A schema-valid one that the fuzzer made up is still wrong,
-            # and the answer to that is a 400 (RFC 6749 §5.2 invalid_grant) or a 403
-            # (invalid_credentials), like the one schemathesis already lets the tokenUrl
-            # (/token) give. Any other refusal of valid data still fails the check.
+            # current password, a mailed link's token. A schema-valid one that the
+            # fuzzer made up is still wrong, and the answer to that is a 400 (RFC 6749
+            # §5.2 invalid_grant, or invalid_token) or a 403 (invalid_credentials), like
+            # the one schemathesis already lets the tokenUrl (/token) give. Any other
+            # refusal of valid data still fails the check.
             # (/refresh without a body reads the refresh cookie: "the body or the cookie"
             # is a rule OpenAPI cannot state, and its absence is a 400 as well.)
-            "include-name": ["POST /refresh", "POST /users/me/password"],
+            "include-name": [
+                "POST /refresh",
+                "POST /users/me/password",
+                "POST /users/me/email",
+                "DELETE /users/me",
+                "POST /email/verify",
+            ],
             "checks": {
                 "positive_data_acceptance": {
                     # schemathesis' default list and 400 (its 5xx left out: a failure anyway)

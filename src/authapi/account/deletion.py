@@ -10,11 +10,10 @@ transaction, telling the address that its account is gone.
 
 The sessions are revoked before the row goes, so that the revocation is published
 (revocations/publish.py): this instance learns it at the commit, the others through
-PostgreSQL NOTIFY at that same commit. (The feed's poll reads `sessions.revoked_at`,
-which the cascade deletes: an instance whose listener is down, or a worker on SQLite,
-learns nothing from it, and serves the account's access tokens on routes that read no
-database, `/whoami`, until they expire; every route that reads the account refuses
-them at once, the account being gone.)
+PostgreSQL NOTIFY at that same commit. The feed's poll, the safety net (and on SQLite
+the only way between worker processes), reads `sessions.revoked_at`, which the cascade
+deletes: so the revocations of the account's sessions from the last access-token
+lifetime are copied to `deleted_sessions` first, where the poll reads them too.
 
 The last active admin cannot delete their account (LastAdmin): nobody could then
 promote anyone, short of the `authapi create-user --role admin` command line.
@@ -23,7 +22,7 @@ promote anyone, short of the `authapi create-user --role admin` command line.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +36,7 @@ from authapi.mail.messages import MailTemplate
 from authapi.mail.models import MailToken, OutboxMail
 from authapi.mail.tokens import Purpose
 from authapi.ratelimit.service import RateLimiter
+from authapi.revocations.registry import CLOCK_SKEW_MARGIN
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
 from authapi.users.models import User
@@ -96,6 +96,8 @@ async def delete_account(
     )
     recipients = {me.email, *(email for email in pending if email is not None)}
     await sessions.revoke_all(db, me.id, RevokeReason.ACCOUNT_DELETED, now)
+    window = timedelta(seconds=settings.access_token_ttl + CLOCK_SKEW_MARGIN)
+    await sessions.keep_revocations(db, me.id, since=now - window)
     await db.execute(
         delete(OutboxMail)
         .where(OutboxMail.recipient.in_(recipients))
