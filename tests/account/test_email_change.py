@@ -5,6 +5,7 @@ Over a real SMTP server, on both databases."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -84,8 +85,13 @@ async def signed_up(
 
 class TestChange:
     async def test_end_to_end(
-        self, client: httpx.AsyncClient, mailbox: Mailbox, context: AppContext
+        self,
+        client: httpx.AsyncClient,
+        mailbox: Mailbox,
+        context: AppContext,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
+        caplog.set_level(logging.DEBUG)
         user, tokens = await signed_up(client, mailbox)
         other = await login(client, user["email"])
         new = new_email()
@@ -135,6 +141,8 @@ class TestChange:
             uuid.UUID(user["id"])
         ]
         assert (await verify(client, token)).json()["error"] == "invalid_token"  # used up
+        assert token not in caplog.text
+        assert token.removeprefix("ev_") not in caplog.text
 
     async def test_a_newer_request_voids_the_older_link(
         self, client: httpx.AsyncClient, mailbox: Mailbox, context: AppContext
