@@ -178,6 +178,25 @@ class TestDeletion:
         assert await refresh_works(client, tokens)
 
 
+class TestPasswordThrottle:
+    @pytest.fixture
+    def settings_overrides(self, smtp_server: SMTPServer) -> dict[str, object]:
+        return {
+            **mailbox_overrides(smtp_server),
+            "rate_limit_login_failures": "3/15 minutes",
+        }  # the login, then two guesses
+
+    async def test_counts_before_the_password_is_verified(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        user, tokens = await registered_login(client)
+        for _ in range(2):
+            assert (await delete_me(client, tokens, password="a wrong guess")).status_code == 403
+        refused = await delete_me(client, tokens)  # the right password, too late
+        assert refused.status_code == 429
+        assert (await rows_of(context, user))["users"] == 1
+
+
 class TestAdmins:
     async def test_the_last_active_admin_cannot_delete_their_account(
         self, client: httpx.AsyncClient, context: AppContext

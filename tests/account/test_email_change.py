@@ -344,3 +344,26 @@ class TestConcurrency:
         assert sorted(r.status_code for r in responses) == [200] + [400] * (CONCURRENT - 1)
         assert await stored_email(context, user) == new
         assert len(await events(context, "email_changed")) == 1
+
+
+class TestPasswordThrottle:
+    @pytest.fixture
+    def settings_overrides(self, smtp_server: SMTPServer) -> dict[str, object]:
+        return {
+            **mailbox_overrides(smtp_server),
+            "rate_limit_login_failures": "3/15 minutes",
+        }  # the login, then two guesses
+
+    async def test_counts_before_the_password_is_verified(
+        self, client: httpx.AsyncClient, mailbox: Mailbox, context: AppContext
+    ) -> None:
+        """A stolen access token is no way around the login throttle."""
+        user, tokens = await signed_up(client, mailbox)
+        for _ in range(2):
+            wrong = await request_change(client, tokens, new_email(), password="a wrong guess")
+            assert wrong.status_code == 403
+        refused = await request_change(client, tokens, new_email())  # the right password
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) > 0
+        assert [e.user_id for e in await events(context, "rate_limited")] == [uuid.UUID(user["id"])]
+        assert await change_tokens(context, user) == 0

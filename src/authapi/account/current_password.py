@@ -37,7 +37,8 @@ async def check(
             user.email, address=requester.ip, device_cookie=device_cookie
         )
     except AccountThrottled as throttled:
-        if await limiter.first_refusal(throttled.limit, user.email):
+        # Keyed by the id: the limiter's storage holds no addresses.
+        if await limiter.first_refusal(throttled.limit, str(user.id)):
             audit.record(
                 db,
                 audit.Event.RATE_LIMITED,
