@@ -28,7 +28,7 @@ from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.db import create_engine
 from authapi.mail.models import MailToken, OutboxMail
-from authapi.sessions.models import LoginSession
+from authapi.sessions.models import DeletedSession, LoginSession
 from authapi.users.models import User
 from tests.support.clock import FakeClock
 from tests.support.database import (
@@ -96,7 +96,7 @@ async def app(settings: Settings, clock: FakeClock, database_url: str) -> AsyncI
     async with LifespanManager(app):
         context: AppContext = app.state.context
         async with context.engine.begin() as connection:
-            for table in (AuditEvent, LoginSession, OutboxMail, MailToken, User):
+            for table in (AuditEvent, LoginSession, DeletedSession, OutboxMail, MailToken, User):
                 await connection.execute(delete(table))
         yield app
 

@@ -41,6 +41,8 @@ async def test_openapi_documents_every_contract_endpoint(client: httpx.AsyncClie
         ("/users/me/password", "post"),
         ("/password/forgot", "post"),
         ("/password/reset", "post"),
+        ("/users/me/email", "post"),
+        ("/users/me", "delete"),
         ("/.well-known/jwks.json", "get"),
         ("/.well-known/oauth-authorization-server", "get"),
         ("/healthz", "get"),

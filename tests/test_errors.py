@@ -39,6 +39,8 @@ ENDPOINTS = [
     ("POST", "/email/verify"),
     ("POST", "/password/forgot"),
     ("POST", "/password/reset"),
+    ("POST", "/users/me/email"),
+    ("DELETE", "/users/me"),
     ("GET", "/users/me"),
     ("GET", "/whoami"),
     ("GET", "/sessions"),
@@ -136,6 +138,19 @@ class TestHostileInput:
             lambda: client.post("/email/verify", json={"token": value}),
             lambda: client.post("/password/forgot", json={"email": value}),
             lambda: client.post("/password/reset", json={"token": value, "new_password": value}),
+            lambda: client.post(
+                "/users/me/email",
+                json={"new_email": value, "current_password": value},
+                headers=bearer(tokens),
+            ),
+            lambda: client.post(
+                "/users/me/email",
+                json={"new_email": "someone@example.com", "current_password": value},
+                headers=bearer(tokens),
+            ),
+            lambda: client.request(
+                "DELETE", "/users/me", json={"current_password": value}, headers=bearer(tokens)
+            ),
         ]
         for attempt in attempts:
             response = await attempt()

@@ -80,6 +80,8 @@ CONFIG: dict[str, Any] = {
                 "POST /users/me/password",
                 "POST /email/verify",
                 "POST /password/reset",
+                "POST /users/me/email",
+                "DELETE /users/me",
             ],
             "checks": {
                 "positive_data_acceptance": {

@@ -5,6 +5,7 @@ numbers and instants."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -150,6 +151,34 @@ class TestControlCharactersInJson:
         assert_refused(await post_json(client, "/password/reset", body), 422)
         assert await count(context, AuditEvent) == 1  # not even a refused link
         await login(client, user["email"])  # the password is unchanged
+
+    @pytest.mark.parametrize("field", ["new_email", "current_password"])
+    async def test_in_an_email_change(
+        self, client: httpx.AsyncClient, context: AppContext, control: str, field: str
+    ) -> None:
+        user, tokens = await registered_login(client)
+        body = {"new_email": new_email(), "current_password": PASSWORD}
+        body[field] = body[field][:4] + control + body[field][4:]
+        response = await post_json(client, "/users/me/email", body, bearer(tokens))
+        assert_refused(response, 422)
+        async with context.sessionmaker() as db:
+            stored = await db.scalar(select(User.email).where(User.id == uuid.UUID(user["id"])))
+        assert stored == user["email"]
+
+    async def test_in_an_account_deletion(
+        self, client: httpx.AsyncClient, context: AppContext, control: str
+    ) -> None:
+        user, tokens = await registered_login(client)
+        content = json.dumps({"current_password": PASSWORD[:4] + control + PASSWORD[4:]})
+        response = await client.request(
+            "DELETE",
+            "/users/me",
+            content=content.encode(),
+            headers={"Content-Type": "application/json", **bearer(tokens)},
+        )
+        assert_refused(response, 422)
+        assert await count(context, User) == 1
+        await login(client, user["email"])
 
     @pytest.mark.parametrize(("path", "status"), [("/refresh", 400), ("/logout", 422)])
     async def test_in_a_refresh_token(

@@ -26,6 +26,7 @@ the refusal goes out.
   + NotFound                        404 not_found
   + EmailTaken                      409 email_taken
   + OwnAccountChange                409 own_account
+  | + LastAdmin                     409 own_account, the last active admin's deletion
   + AccountDisabled                 409 account_disabled, an admin's reset mail for one
   + RateLimited                     429 too_many_requests, `Retry-After`
   | + AccountThrottled (kept)       429 too_many_requests, recorded in the audit trail
@@ -169,6 +170,13 @@ class OwnAccountChange(DomainError):
     status_code = 409
     error = "own_account"
     description = "Admins cannot disable their own account or change their own role."
+
+
+class LastAdmin(OwnAccountChange):
+    """The last active admin asked to delete their account: nobody could administer the
+    service after it (account/deletion.py)."""
+
+    description = "The last active admin cannot delete their account; make another admin first."
 
 
 class WrongPassword(DomainError):

@@ -112,6 +112,14 @@ async def _end_sessions_as_admin(scene: Scene) -> None:
     await _as_admin(scene, "DELETE", "/admin/users/{user_id}/sessions")
 
 
+async def _delete_account(scene: Scene) -> None:
+    # The account's rows go, its sessions' with them: the revocation is published first.
+    response = await scene.client.request(
+        "DELETE", "/users/me", json={"current_password": PASSWORD}, headers=bearer(scene.tokens)
+    )
+    assert response.status_code == 204, response.text
+
+
 REVOCATIONS: dict[str, Revocation] = {
     "logout": _logout,
     "revoke_refresh_token": _revoke_refresh_token,
@@ -122,6 +130,7 @@ REVOCATIONS: dict[str, Revocation] = {
     "user_disabled": _disable_user,
     "role_changed": _change_role,
     "ended_by_admin": _end_sessions_as_admin,
+    "account_deleted": _delete_account,
 }
 
 
@@ -186,6 +195,22 @@ async def test_another_instance_learns_it_from_its_poll(
     await log_out(client, tokens)
     await other_instance.revocation_feed.poll()
     assert sid in other_instance.revoked_sessions
+
+
+async def test_another_instance_learns_an_account_deletion_from_its_poll(
+    client: httpx.AsyncClient, clock: FakeClock, other_instance: AppContext
+) -> None:
+    """The deletion takes the sessions' rows, where the poll looks: their revocations
+    are kept apart (deleted_sessions), a session logged out a moment before included."""
+    user, tokens = await registered_login(client)
+    earlier = await login(client, user["email"])
+    sids = [
+        (await client.get("/whoami", headers=bearer(t))).json()["sid"] for t in (tokens, earlier)
+    ]
+    await log_out(client, earlier)
+    await _delete_account(Scene(client, other_instance, clock, tokens))
+    await other_instance.revocation_feed.poll(whole_window=True)
+    assert all(sid in other_instance.revoked_sessions for sid in sids)
 
 
 async def test_an_instance_started_after_the_revocation_knows_it(

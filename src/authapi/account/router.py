@@ -1,22 +1,32 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
-from authapi.account import password_reset, verification
+from authapi.access_tokens.dependencies import CurrentCaller
+from authapi.account import deletion, email_change, password_reset, verification
 from authapi.account.refused_links import recording_refusals
-from authapi.account.schemas import EmailVerification, PasswordForgot, PasswordReset
+from authapi.account.schemas import (
+    AccountDeletion,
+    EmailChange,
+    EmailVerification,
+    PasswordForgot,
+    PasswordReset,
+)
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
 from authapi.errors import (
     AuthenticationRequired,
+    EmailTaken,
     HashingBusy,
     InvalidMailToken,
     InvalidRequest,
     InvalidToken,
+    LastAdmin,
     RateLimited,
     ServiceUnavailable,
+    WrongPassword,
     responses,
 )
-from authapi.ratelimit.dependencies import limit_by_address
+from authapi.ratelimit.dependencies import limit_by_address, read_device_cookie
 from authapi.users import service as users
 from authapi.users.dependencies import CurrentUser
 from authapi.users.schemas import UserOut
@@ -59,6 +69,7 @@ async def request_verification(
     responses=responses(
         InvalidRequest,
         InvalidMailToken,
+        EmailTaken,
         ServiceUnavailable,
         body=True,
         validated=True,
@@ -68,13 +79,111 @@ async def request_verification(
 async def verify_email(
     body: EmailVerification, context: Context, db: DbSession, now: Now, requester: CurrentRequester
 ) -> UserOut:
-    """Confirm an address with the token of the link mailed to it."""
+    """Confirm an address with the token of the link mailed to it: after sign-up, or
+    to change the address (every session of the user then ends; 409 if another
+    account has taken the address since)."""
     async with recording_refusals(db, context.rate_limiter, now=now, requester=requester):
         user = await verification.confirm(
             db, context.mail_tokens, body.token, now=now, requester=requester
         )
     users.forget_profiles(db, context.profiles, user.id)
     return UserOut.model_validate(user)
+
+
+@router.post(
+    "/users/me/email",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses={
+        **responses(
+            *AUTH_ERRORS,
+            InvalidRequest,
+            WrongPassword,
+            EmailTaken,
+            RateLimited,
+            ServiceUnavailable,
+            body=True,
+            validated=True,
+            database=True,
+        ),
+        202: {"description": "Accepted: the confirmation link is on its way to the new address."},
+    },
+    dependencies=[limit_by_address("mail")],
+)
+async def change_email(
+    request: Request,
+    body: EmailChange,
+    user: CurrentUser,
+    caller: CurrentCaller,
+    context: Context,
+    db: DbSession,
+    now: Now,
+    requester: CurrentRequester,
+) -> Response:
+    """Change the address: a link is mailed to the new one, a notice to the current one,
+    and nothing changes until the link's token is posted to /email/verify. 400 if the
+    new address is the current one."""
+    await email_change.request_change(
+        db,
+        context.hasher,
+        context.rate_limiter,
+        context.mail_tokens,
+        context.settings,
+        user,
+        new_email=body.new_email,
+        password=body.current_password,
+        session_id=caller.session_id,
+        now=now,
+        requester=requester,
+        device_cookie=read_device_cookie(request, context.settings),
+    )
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.delete(
+    "/users/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(
+        *AUTH_ERRORS,
+        InvalidRequest,
+        WrongPassword,
+        LastAdmin,
+        RateLimited,
+        ServiceUnavailable,
+        body=True,
+        validated=True,
+        database=True,
+    ),
+    # It mails a notice: limited as every endpoint that sends mail is.
+    dependencies=[limit_by_address("mail")],
+)
+async def delete_account(
+    request: Request,
+    body: AccountDeletion,
+    user: CurrentUser,
+    caller: CurrentCaller,
+    context: Context,
+    db: DbSession,
+    now: Now,
+    requester: CurrentRequester,
+) -> Response:
+    """Delete the account: every session ends, the address can register again, and a
+    notice is mailed to it. 409 for the last active admin."""
+    await deletion.delete_account(
+        db,
+        context.hasher,
+        context.rate_limiter,
+        context.settings,
+        user,
+        password=body.current_password,
+        session_id=caller.session_id,
+        now=now,
+        requester=requester,
+        device_cookie=read_device_cookie(request, context.settings),
+    )
+    users.forget_profiles(db, context.profiles, user.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(

@@ -37,3 +37,16 @@ class PasswordReset(BaseModel):
 
     token: MailToken
     new_password: Password
+
+
+class EmailChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    new_email: Email
+    current_password: CurrentPassword
+
+
+class AccountDeletion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: CurrentPassword

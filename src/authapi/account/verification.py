@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi.account import mails
+from authapi.account import email_change, mails
 from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
@@ -65,7 +65,12 @@ def mark_verified(db: AsyncSession, user: User, *, now: datetime, requester: Req
 async def confirm(
     db: AsyncSession, key: MailTokenKey, token: str, *, now: datetime, requester: Requester
 ) -> User:
-    """POST /email/verify: use the link's token up and mark the address verified."""
-    consumed = await tokens.consume(db, token, Purpose.EMAIL_VERIFICATION, key=key, now=now)
+    """POST /email/verify: use the link's token up and mark the address verified, or,
+    for the link of an email change, make the change (account/email_change.py)."""
+    consumed = await tokens.consume(
+        db, token, (Purpose.EMAIL_VERIFICATION, Purpose.EMAIL_CHANGE), key=key, now=now
+    )
+    if consumed.purpose is Purpose.EMAIL_CHANGE:
+        return await email_change.apply(db, consumed, now=now, requester=requester)
     mark_verified(db, consumed.user, now=now, requester=requester)
     return consumed.user

@@ -40,6 +40,10 @@ class Event(enum.StrEnum):
     PASSWORD_RESET_REQUESTED = "password_reset_requested"  # noqa: S105 - an event name
     PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name; the reset done
     MAIL_TOKEN_REFUSED = "mail_token_refused"  # noqa: S105 - an event name
+    EMAIL_CHANGE_REQUESTED = "email_change_requested"
+    EMAIL_CHANGED = "email_changed"
+    # Kept after the account is gone, with its id only (no address).
+    ACCOUNT_DELETED = "account_deleted"
 
 
 def record(

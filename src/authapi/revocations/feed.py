@@ -4,7 +4,8 @@ Three ways in, each covering the others' gaps:
 - this instance's own revocations, at their commit (publish.py);
 - on PostgreSQL, LISTEN on a dedicated connection: other instances' revocations
   arrive a few milliseconds after their commit;
-- a poll of `sessions.revoked_at`, every `revocation_poll_interval` seconds: the
+- a poll of `sessions.revoked_at` (and of `deleted_sessions`, the revocations of
+  sessions deleted with their account), every `revocation_poll_interval` seconds: the
   safety net when the listener is down, and the only way in on SQLite, where several
   worker processes share one database file. After a (re)connect the listener first
   reads the whole window, so nothing revoked while it was away is missed.
@@ -28,7 +29,7 @@ from authapi.config import Settings
 from authapi.db import READ_ONLY
 from authapi.revocations.publish import CHANNEL, parse_notification
 from authapi.revocations.registry import CLOCK_SKEW_MARGIN, RevokedSessions
-from authapi.sessions.models import LoginSession
+from authapi.sessions.models import DeletedSession, LoginSession
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,13 @@ class RevocationFeed:
         async with self._engine.connect() as connection:
             await connection.execution_options(**READ_ONLY)
             rows = await connection.stream(
-                select(LoginSession.id, LoginSession.revoked_at).where(
-                    LoginSession.revoked_at > since
+                select(LoginSession.id, LoginSession.revoked_at)
+                .where(LoginSession.revoked_at > since)
+                # And those whose rows went with their account (account/deletion.py).
+                .union_all(
+                    select(DeletedSession.id, DeletedSession.revoked_at).where(
+                        DeletedSession.revoked_at > since
+                    )
                 )
             )
             async for session_id, revoked_at in rows:

@@ -24,6 +24,8 @@ class RevokeReason(enum.StrEnum):
     ENDED_BY_ADMIN = "ended_by_admin"
     USER_DISABLED = "user_disabled"
     ROLE_CHANGED = "role_changed"
+    EMAIL_CHANGED = "email_changed"  # the change confirmed (account/email_change.py)
+    ACCOUNT_DELETED = "account_deleted"
 
 
 class LoginSession(Base):
@@ -63,3 +65,15 @@ class LoginSession(Base):
 
     def is_active(self, now: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > now
+
+
+class DeletedSession(Base):
+    """A session that had been revoked when its account was deleted (the cascade took
+    its row), kept one access-token lifetime: the revocation feed's poll, which reads
+    `sessions.revoked_at`, reads these too, so no instance misses the revocation
+    (revocations/feed.py). No foreign key: the account is gone."""
+
+    __tablename__ = "deleted_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Update, select, update
+from sqlalchemy import ColumnElement, Update, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authapi import metrics
@@ -17,7 +17,7 @@ from authapi.config import Settings
 from authapi.db import delete_batch
 from authapi.errors import NotFound
 from authapi.revocations.publish import publish
-from authapi.sessions.models import LoginSession, RevokeReason
+from authapi.sessions.models import DeletedSession, LoginSession, RevokeReason
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,24 @@ async def list_active(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> li
     return list(rows)
 
 
+async def keep_revocations(db: AsyncSession, user_id: uuid.UUID, since: datetime) -> None:
+    """Before the user's rows are deleted: copy the revocations of their sessions
+    revoked after `since` (one access-token lifetime ago) to `deleted_sessions`, where
+    every instance's poll still finds them."""
+    await db.execute(
+        insert(DeletedSession).from_select(
+            ["id", "revoked_at"],
+            select(LoginSession.id, LoginSession.revoked_at).where(
+                LoginSession.user_id == user_id, LoginSession.revoked_at > since
+            ),
+        )
+    )
+
+
 async def prune_batch(db: AsyncSession, ended_before: datetime, limit: int) -> int:
-    """Delete up to `limit` sessions that ended (expired or revoked) before the cutoff."""
-    return await delete_batch(db, LoginSession.expires_at, ended_before, limit)
+    """Delete up to `limit` sessions that ended (expired or revoked) before the cutoff,
+    and the kept revocations of deleted accounts' sessions."""
+    pruned = await delete_batch(db, LoginSession.expires_at, ended_before, limit)
+    if pruned < limit:
+        pruned += await delete_batch(db, DeletedSession.revoked_at, ended_before, limit - pruned)
+    return pruned
