@@ -3,6 +3,7 @@ true: what the declarations could forget is checked here against the routes."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any, get_args
 
@@ -17,9 +18,18 @@ OPEN_TRANSACTION = get_args(DbSession)[1].dependency
 
 
 def _opens_transaction(dependant: Dependant) -> bool:
+    """Through the DbSession dependency, or in the route itself (db.transaction, as the
+    hot /refresh does)."""
+    call = dependant.call
+    if inspect.isfunction(call) and "transaction(context.sessionmaker)" in inspect.getsource(call):
+        return True
     return any(
         sub.call is OPEN_TRANSACTION or _opens_transaction(sub) for sub in dependant.dependencies
     )
+
+
+def test_a_route_that_opens_its_own_transaction_is_seen(app: FastAPI) -> None:
+    assert ("/refresh", "post") in [(p, m) for p, m, d in _routes(app) if _opens_transaction(d)]
 
 
 def _routes(app: FastAPI) -> Iterator[tuple[str, str, Dependant]]:

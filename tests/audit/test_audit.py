@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,13 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from authapi.audit import service as audit
 from authapi.audit.models import AuditEvent
+from authapi.client_address import Requester
 from authapi.context import AppContext
+from authapi.db import PendingWrites, end_read_only_transaction
 from tests.support.clock import FakeClock
 from tests.support.factories import (
     PASSWORD,
@@ -137,6 +142,48 @@ class TestRecording:
         assert len(throttled) == 1
         assert throttled[0].detail == "login_failures"
         assert str(throttled[0].user_id) == user["id"]
+
+
+class TestInsertNow:
+    """The refresh path's INSERT, sent at once rather than at the flush."""
+
+    async def test_is_sent_at_once_and_goes_with_the_transaction(
+        self, db_session: AsyncSession
+    ) -> None:
+        at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        user_id, session_id = uuid.uuid4(), uuid.uuid4()
+        await audit.insert_now(
+            db_session,
+            audit.Event.REFRESH,
+            at=at,
+            requester=Requester(ip="192.0.2.7", user_agent="Client/2.0"),
+            user_id=user_id,
+            session_id=session_id,
+        )
+        assert not db_session.new  # nothing left for a flush: the row is already sent
+        # Other tests' rows may be there (the app's tests empty the tables first, not after).
+        mine = select(AuditEvent).where(AuditEvent.session_id == session_id)
+        (row,) = await db_session.scalars(mine)
+        assert (row.at, row.event, row.user_id, row.session_id) == (
+            at,
+            "refresh",
+            user_id,
+            session_id,
+        )
+        assert (row.ip, row.user_agent, row.detail) == ("192.0.2.7", "Client/2.0", None)
+        await db_session.rollback()
+        assert list(await db_session.scalars(mine)) == []
+
+    async def test_counts_as_a_write(self, db_session: AsyncSession) -> None:
+        # A transaction that sent it must not be ended early as if it had only read.
+        await audit.insert_now(
+            db_session,
+            audit.Event.REFRESH,
+            at=datetime.now(UTC),
+            requester=Requester(ip="192.0.2.7", user_agent=None),
+        )
+        with pytest.raises(PendingWrites):
+            await end_read_only_transaction(db_session)
 
 
 class TestAdminAudit:

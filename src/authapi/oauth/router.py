@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Form, Request, Response, status
 
 from authapi.access_tokens.dependencies import bearer
 from authapi.config import Settings
+from authapi.db import transaction
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
 from authapi.errors import (
     NO_STORE,
@@ -166,7 +167,6 @@ async def refresh(
     request: Request,
     response: Response,
     context: Context,
-    db: DbSession,
     now: Now,
     requester: CurrentRequester,
     body: Annotated[RefreshRequest | None, Body()] = None,
@@ -186,17 +186,22 @@ async def refresh(
             raise InvalidRequest("refresh_token is required (in the body, or the refresh cookie)")
         browser.check_same_site(request, context.settings)
         refresh_token = cookie
-    issued = await service.refresh_grant(
-        db,
-        issuer=context.token_issuer,
-        policy=context.session_policy,
-        limiter=context.rate_limiter,
-        maker=context.sessionmaker,
-        refresh_token=refresh_token,
-        scope=None,
-        now=now,
-        requester=requester,
-    )
+    # The request's transaction opened here rather than by the DbSession dependency:
+    # FastAPI's handling of a generator dependency (an exit stack, a shielded cancel
+    # scope, two context managers) is a cost every refresh paid (docs/performance.md).
+    # It commits before the answer is sent, as DbSession does.
+    async with transaction(context.sessionmaker) as db:
+        issued = await service.refresh_grant(
+            db,
+            issuer=context.token_issuer,
+            policy=context.session_policy,
+            limiter=context.rate_limiter,
+            maker=context.sessionmaker,
+            refresh_token=refresh_token,
+            scope=None,
+            now=now,
+            requester=requester,
+        )
     return _deliver(issued, request, response, context.settings, now)
 
 

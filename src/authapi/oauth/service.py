@@ -221,7 +221,7 @@ async def refresh_grant(
     granted = rotated.scope
     if scope is not None and scope.strip():
         granted = resolve_scope(scope, rotated.scope.split(" "))
-    audit.record(
+    await audit.insert_now(
         db,
         audit.Event.REFRESH,
         at=now,
