@@ -11,6 +11,7 @@ server fails the run, it never skips it.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -40,6 +41,15 @@ from tests.support.database import (
 from tests.support.settings import make_settings
 
 BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_each_test() -> Iterator[None]:
+    """A connection a test leaves unclosed warns when it is collected, which is a
+    failure (filterwarnings = error): collected here, it fails the test that leaked it,
+    not whichever test the collector happened to run in."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

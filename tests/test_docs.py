@@ -39,6 +39,8 @@ async def test_openapi_documents_every_contract_endpoint(client: httpx.AsyncClie
         ("/sessions/{session_id}", "delete"),
         ("/sessions", "delete"),
         ("/users/me/password", "post"),
+        ("/email/verification", "post"),
+        ("/email/verify", "post"),
         ("/password/forgot", "post"),
         ("/password/reset", "post"),
         ("/users/me/email", "post"),

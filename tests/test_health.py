@@ -169,6 +169,9 @@ class TestReadOnlyPostgreSQL:
         self, client: httpx.AsyncClient, context: AppContext, caplog: pytest.LogCaptureFixture
     ) -> None:
         user = await register(client)
+        # The sender, woken by the sign-up's mail, may hold a connection: one checked out
+        # across dispose() would go back to the old pool and be left to the collector.
+        await context.mail_sender.stop()
         await set_postgresql_read_only(True)
         await context.engine.dispose()  # the pool's next connections take the setting
         login = {"grant_type": "password", "username": user["email"], "password": PASSWORD}

@@ -96,11 +96,12 @@ class TestThePage:
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_request"
 
-    async def test_is_not_in_the_openapi_document(
+    async def test_is_an_html_page_in_the_openapi_document(
         self, client: httpx.AsyncClient, path: str
     ) -> None:
-        paths = (await client.get("/openapi.json")).json()["paths"]
-        assert "get" not in paths.get(path, {})
+        operations = (await client.get("/openapi.json")).json()["paths"][path]
+        assert set(operations) == {"get", "post"}
+        assert set(operations["get"]["responses"]["200"]["content"]) == {"text/html"}
 
 
 class TestOpeningALink:

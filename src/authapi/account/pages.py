@@ -10,7 +10,8 @@ takes it out of the address bar and posts it when the owner presses the button.
 The pages hold a password form: a strict Content-Security-Policy of their own (no
 inline script or style, no eval, nothing from elsewhere, no framing) that
 middleware.SecurityHeaders leaves as it is; it adds `Referrer-Policy: no-referrer`.
-They are no API: out of the OpenAPI document."""
+They are documented in the OpenAPI document as HTML pages (so that an `Allow` header
+naming GET beside the POST is true to it); HEAD answers as GET."""
 
 from __future__ import annotations
 
@@ -59,5 +60,19 @@ def install_pages(app: FastAPI) -> None:
         (mails.VERIFY_EMAIL_PATH, "verify-email.html"),
         (mails.RESET_PASSWORD_PATH, "reset-password.html"),
     ):
+        app.add_api_route(
+            path,
+            _page(file_name),
+            methods=["GET"],
+            response_class=HTMLResponse,
+            summary=f"The page a mailed link opens ({file_name.removesuffix('.html')})",
+            description=(
+                "An HTML page with a form: its script reads the token from the link's "
+                "fragment and posts it here when the owner presses the button. The same "
+                "page whatever the URL; opening it uses nothing up."
+            ),
+            tags=["account"],
+        )
         # HEAD too: link checkers and mail scanners use it, and a 405 reads as broken.
-        app.add_api_route(path, _page(file_name), methods=["GET", "HEAD"], include_in_schema=False)
+        # (Not in the document: OpenAPI tools take HEAD as a second operation.)
+        app.add_api_route(path, _page(file_name), methods=["HEAD"], include_in_schema=False)
