@@ -27,3 +27,32 @@ def test_hash_workers_default_to_the_cpus_the_process_may_use() -> None:
         timeout=60,
     )
     assert workers.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [("https://app.example/", "https://app.example"), ("http://localhost:8000/demo", None)],
+)
+def test_app_url_is_kept_without_its_last_slash(value: str, kept: str | None) -> None:
+    from authapi.config import Settings
+
+    assert Settings(_env_file=None, app_url=value).app_url == (kept or value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ftp://app.example",
+        "https://",
+        "app.example",
+        "https://a.example/?x=1",
+        "https://a.example/#f",
+    ],
+)
+def test_app_url_must_be_a_plain_http_url(value: str) -> None:
+    from pydantic import ValidationError
+
+    from authapi.config import Settings
+
+    with pytest.raises(ValidationError, match="AUTHAPI_APP_URL"):
+        Settings(_env_file=None, app_url=value)

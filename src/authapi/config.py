@@ -301,16 +301,10 @@ class Settings(BaseSettings):
         if not value:
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("AUTHAPI_APP_URL must be an http(s) URL, like https://app.example")
-        if parts.query or parts.fragment:
-            raise ValueError("AUTHAPI_APP_URL must have no query or fragment")
+        not_http = parts.scheme not in ("https", "http") or not parts.hostname
+        if not_http or parts.query or parts.fragment:
+            raise ValueError("AUTHAPI_APP_URL must be an http(s) URL with no query or fragment")
         return value.rstrip("/")
-
-    @property
-    def link_base(self) -> str:
-        """What links in mails start with: AUTHAPI_APP_URL, or else the issuer."""
-        return self.app_url or self.issuer
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:

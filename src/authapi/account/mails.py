@@ -20,7 +20,7 @@ def link(settings: Settings, path: str, token: str) -> str:
     """A link from configuration alone, never from a request's Host. The token is in
     the fragment: browsers never send it, so it reaches no server log or Referer, and a
     mail scanner that opens the link uses nothing up (only the page's POST does)."""
-    return f"{settings.link_base}{path}#token={token}"
+    return f"{settings.app_url or settings.issuer}{path}#token={token}"
 
 
 async def send(

@@ -11,12 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi.access_tokens.service import Caller
-from authapi.account import mails, verification
+from authapi.account import current_password, mails, verification
 from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
 from authapi.db import after_commit, end_read_only_transaction, transaction
-from authapi.errors import EmailTaken, InvalidToken, LoginFailed, WrongPassword
+from authapi.errors import EmailTaken, InvalidToken, LoginFailed
 from authapi.expiring import ExpiringCache
 from authapi.mail.messages import MailTemplate
 from authapi.mail.tokens import MailTokenKey
@@ -172,19 +172,20 @@ async def change_password(
     requester: Requester,
     device_cookie: str | None,
 ) -> None:
-    """Change a user's password from their session `session_id`: the attempt is
-    throttled like a login, the current password verified, every other session of the
-    user ended, a notice mailed to the address, and the change recorded."""
-    # A stolen access token must not become a way around the login throttle: the
-    # attempt counts like a login's, before the current password is verified.
-    await limiter.admit_password_attempt(
-        user.email, address=requester.ip, device_cookie=device_cookie
+    """Change a user's password from their session `session_id`: the current password
+    asked again (account/current_password.py: throttled like a login), every other
+    session of the user ended, the change recorded and a notice mailed."""
+    await current_password.check(
+        db,
+        hasher,
+        limiter,
+        user,
+        current,
+        now=now,
+        requester=requester,
+        device_cookie=device_cookie,
     )
-    await end_read_only_transaction(db)
     async with hasher.slot():
-        matches, _ = await hasher.verify(current, user.password_hash)
-        if not matches:
-            raise WrongPassword()
         new_hash = await hasher.hash(new)
     user.password_hash = new_hash
     await db.flush()
