@@ -23,7 +23,7 @@ from authapi.db import end_read_only_transaction
 from authapi.errors import InvalidMailToken
 from authapi.expiring import ExpiringCache
 from authapi.mail import tokens
-from authapi.mail.messages import MailTemplate, expires_in
+from authapi.mail.messages import MailTemplate
 from authapi.mail.tokens import MailTokenKey, Purpose
 from authapi.ratelimit.service import RateLimiter
 from authapi.sessions import service as sessions
@@ -32,24 +32,6 @@ from authapi.users.models import User
 from authapi.users.passwords import PasswordHasher
 from authapi.users.schemas import UserOut
 from authapi.users.service import forget_profiles
-
-
-async def mail_link(
-    db: AsyncSession, key: MailTokenKey, settings: Settings, user: User, now: datetime
-) -> None:
-    """Queue a reset mail for `user`; an earlier reset link stops working."""
-    token = await tokens.issue(
-        db, user, Purpose.PASSWORD_RESET, key=key, settings=settings, now=now
-    )
-    await mails.send(
-        db,
-        settings,
-        MailTemplate.PASSWORD_RESET,
-        user.email,
-        now,
-        link=mails.link(settings, mails.RESET_PASSWORD_PATH, token),
-        expires_in=expires_in(settings.password_reset_ttl),
-    )
 
 
 async def request_reset(
@@ -69,7 +51,7 @@ async def request_reset(
     await limiter.check_recipient(email)
     user = await db.scalar(select(User).where(User.email == email))
     if user is not None and user.is_active:
-        await mail_link(db, key, settings, user, now)
+        await mails.send_link(db, key, settings, user, Purpose.PASSWORD_RESET, now)
     audit.record(
         db,
         audit.Event.PASSWORD_RESET_REQUESTED,

@@ -11,28 +11,9 @@ from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
 from authapi.mail import tokens
-from authapi.mail.messages import MailTemplate, expires_in
 from authapi.mail.tokens import MailTokenKey, Purpose
 from authapi.ratelimit.service import RateLimiter
 from authapi.users.models import User
-
-
-async def mail_link(
-    db: AsyncSession, key: MailTokenKey, settings: Settings, user: User, now: datetime
-) -> None:
-    """Queue a verification mail for `user`'s address; an earlier link stops working."""
-    token = await tokens.issue(
-        db, user, Purpose.EMAIL_VERIFICATION, key=key, settings=settings, now=now
-    )
-    await mails.send(
-        db,
-        settings,
-        MailTemplate.VERIFY_EMAIL,
-        user.email,
-        now,
-        link=mails.link(settings, mails.VERIFY_EMAIL_PATH, token),
-        expires_in=expires_in(settings.email_verification_ttl),
-    )
 
 
 async def request_link(
@@ -50,7 +31,7 @@ async def request_link(
     if user.email_verified:
         return
     await limiter.check_recipient(user.email)
-    await mail_link(db, key, settings, user, now)
+    await mails.send_link(db, key, settings, user, Purpose.EMAIL_VERIFICATION, now)
     audit.record(
         db, audit.Event.EMAIL_VERIFICATION_REQUESTED, at=now, requester=requester, user_id=user.id
     )

@@ -9,12 +9,12 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi.account import password_reset
+from authapi.account import mails
 from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
 from authapi.errors import AccountDisabled, Forbidden, NotFound, OwnAccountChange
-from authapi.mail.tokens import MailTokenKey
+from authapi.mail.tokens import MailTokenKey, Purpose
 from authapi.ratelimit.service import RateLimiter
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
@@ -153,7 +153,7 @@ async def mail_password_reset(
     if not user.is_active:
         raise AccountDisabled()
     await limiter.check_recipient(user.email)
-    await password_reset.mail_link(db, key, settings, user, now)
+    await mails.send_link(db, key, settings, user, Purpose.PASSWORD_RESET, now)
     _record(
         db,
         "password_reset_mailed",

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi.access_tokens.service import Caller
-from authapi.account import current_password, mails, verification
+from authapi.account import current_password, mails
 from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
@@ -19,7 +19,7 @@ from authapi.db import after_commit, end_read_only_transaction, transaction
 from authapi.errors import EmailTaken, InvalidToken, LoginFailed
 from authapi.expiring import ExpiringCache
 from authapi.mail.messages import MailTemplate
-from authapi.mail.tokens import MailTokenKey
+from authapi.mail.tokens import MailTokenKey, Purpose
 from authapi.ratelimit.service import RateLimiter
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
@@ -77,7 +77,7 @@ async def register(
     mail to its address with the link that verifies it."""
     user = await create_user(db, hasher, email=email, password=password, now=now)
     audit.record(db, audit.Event.USER_REGISTERED, at=now, requester=requester, user_id=user.id)
-    await verification.mail_link(db, mail_tokens, settings, user, now)
+    await mails.send_link(db, mail_tokens, settings, user, Purpose.EMAIL_VERIFICATION, now)
     return user
 
 
