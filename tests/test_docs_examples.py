@@ -155,13 +155,13 @@ def test_curl_walk_through_against_a_real_server(
     env = {"AUTHAPI_REFRESH_REUSE_GRACE": "0"}
     # The sign-up's mail is written by the server's sender an instant after the answer:
     # a reader at a terminal never sees the gap, a script right after it might.
-    sign_up, _, rest = script.partition("MAIL=$(")
+    sign_up, _, rest = script.partition("MAILDIR=")
     shell_env = {**os.environ, "AUTHAPI_DATA_DIR": str(data_dir)}
     with serving(database_url, data_dir, tmp_path, port=port, env=env):
         first = run_shell(sign_up, env=shell_env, cwd=tmp_path, timeout=60)
         assert first.returncode == 0, first.stderr
         wait_for_mail(data_dir / "mail", email)
-        run = run_shell("MAIL=$(" + rest, env=shell_env, cwd=tmp_path, timeout=60)
+        run = run_shell("MAILDIR=" + rest, env=shell_env, cwd=tmp_path, timeout=60)
     assert run.returncode == 0, run.stderr
     assert '"email_verified":true' in run.stdout
     assert f'"email":"{email}"' in run.stdout  # the profile

@@ -43,6 +43,14 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-store"}
+# A token in the query is refused (dependencies.refuse_secrets_in_query), with the JSON
+# error body: named by reference, since a model here would be documented as HTML.
+QUERY_REFUSED: dict[int | str, dict[str, object]] = {
+    400: {
+        "description": "invalid_request: a secret in the query string",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+}
 
 
 def _page(file_name: str) -> Callable[[], Awaitable[HTMLResponse]]:
@@ -65,6 +73,7 @@ def install_pages(app: FastAPI) -> None:
             _page(file_name),
             methods=["GET"],
             response_class=HTMLResponse,
+            responses=QUERY_REFUSED,
             summary=f"The page a mailed link opens ({file_name.removesuffix('.html')})",
             description=(
                 "An HTML page with a form: its script reads the token from the link's "
