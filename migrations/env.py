@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import authapi.audit.models
 import authapi.issuer.models
 import authapi.mail.models
+import authapi.mfa.models
+import authapi.passkeys.models
 import authapi.sessions.models
 import authapi.signing.models
 import authapi.users.models  # noqa: F401 - registers the tables on the metadata

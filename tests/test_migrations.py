@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+import authapi.mfa.models
+import authapi.passkeys.models
 import authapi.sessions.models
 import authapi.users.models  # noqa: F401 - registers the tables on the metadata
 from authapi import migrate

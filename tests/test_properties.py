@@ -146,6 +146,7 @@ SUBJECT = AccessTokenSubject(
     session_id=uuid.UUID("0d6c1f8e-2b3a-4c5d-8e9f-a0b1c2d3e4f5"),
     role="user",
     scope="profile email",
+    amr=("pwd",),
 )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
@@ -12,82 +11,20 @@ from urllib.parse import urlsplit
 import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+
+from authapi.config_values import (
+    check_database_url,
+    check_smtp_url,
+    default_data_dir,
+    split_list,
+    usable_cpus,
+)
 
 SigningAlgorithm = Literal["EdDSA", "ES256", "RS256"]
 
 DAY = 24 * 60 * 60
 # Values that must never reach production: the examples in the README and .env files.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "placeholder"})
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "authapi"
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (taskset, cpusets), not all the machine has:
-    a hashing thread more than those only waits, holding its argon2 memory."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-# The async drivers the service runs on, and how to write a URL for each.
-DATABASE_URL_FORMS = (
-    "postgresql+asyncpg://USER:PASSWORD@HOST:5432/DATABASE, "
-    "or sqlite+aiosqlite:///PATH/TO/FILE.db (unset: the embedded SQLite file)"
-)
-ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
-
-
-def check_database_url(url: str) -> str:
-    """The URL if the service can use it; else a ValueError that says what to write.
-    The message never repeats the URL: it may hold a password."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ValueError(f"not a database URL; write {DATABASE_URL_FORMS}") from None
-    backend = "postgresql" if parsed.get_backend_name() == "postgres" else parsed.get_backend_name()
-    driver = ASYNC_DRIVERS.get(backend)
-    if driver is None:
-        raise ValueError(f"{backend} is not supported; write {DATABASE_URL_FORMS}")
-    if parsed.drivername != driver:
-        slashes = "///" if backend == "sqlite" else "//"
-        raise ValueError(
-            f"the service needs the async driver: write {driver}:{slashes}… instead of "
-            f"{parsed.drivername}:{slashes}…"
-        )
-    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
-        # Each connection would get its own empty in-memory database.
-        raise ValueError(f"name the database file: {driver}:///PATH/TO/FILE.db")
-    return url
-
-
-SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
-
-
-def check_smtp_url(url: str) -> None:
-    """A ValueError unless the relay URL can be used; the message never repeats the URL:
-    it may hold a password."""
-    parts = urlsplit(url)
-    if parts.scheme not in SMTP_SCHEMES:
-        raise ValueError("AUTHAPI_SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise ValueError("AUTHAPI_SMTP_URL has a bad port") from None
-    if not parts.hostname:
-        raise ValueError("AUTHAPI_SMTP_URL names no host")
-
-
-def _split_list(value: object) -> object:
-    """Accept `a b`, `a,b` or a list, so lists are easy to write in the environment."""
-    if isinstance(value, str):
-        return [item for item in value.replace(",", " ").split() if item]
-    return value
 
 
 class Settings(BaseSettings):
@@ -172,6 +109,9 @@ class Settings(BaseSettings):
     # nobody logs in to that account until the window has moved on.
     rate_limit_login_account: str = "100/hour"
     # Seconds each call to the rate-limit storage (Redis) may take; then 503.
+    # Code attempts (TOTP or recovery code) per account, at login and before sensitive
+    # changes; counted before the code is checked, apart from the password limits.
+    rate_limit_otp: str = "10/15 minutes"
     rate_limit_storage_timeout: float = Field(default=0.5, gt=0, le=30)
     # Peers whose X-Forwarded-For is believed (addresses or CIDR ranges of your proxies).
     trusted_proxies: Annotated[list[str], NoDecode] = []
@@ -182,6 +122,10 @@ class Settings(BaseSettings):
     cookie_secure: bool = True
     # Origins allowed to call with credentials (CORS) and to use the refresh cookie.
     cors_origins: Annotated[list[str], NoDecode] = []
+    # Passkeys (passkeys/): the WebAuthn relying party ID (unset: the host of
+    # AUTHAPI_APP_URL, else of AUTHAPI_ISSUER), and origins allowed besides that URL's.
+    webauthn_rp_id: str | None = None
+    webauthn_origins: Annotated[list[str], NoDecode] = []
     demo_spa: bool = False  # serve the demo single-page app at /demo/
 
     audit_retention_days: int = Field(default=90, ge=1)  # `authapi prune` deletes older events
@@ -222,11 +166,16 @@ class Settings(BaseSettings):
     db_timeout: float = Field(default=5.0, gt=0)
 
     @field_validator(
-        "scopes", "signing_key_files", "trusted_proxies", "cors_origins", mode="before"
+        "scopes",
+        "signing_key_files",
+        "trusted_proxies",
+        "cors_origins",
+        "webauthn_origins",
+        mode="before",
     )
     @classmethod
     def _lists(cls, value: object) -> object:
-        return _split_list(value)
+        return split_list(value)
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -255,18 +204,19 @@ class Settings(BaseSettings):
         "rate_limit_mail_recipient",
         "rate_limit_login_failures",
         "rate_limit_login_account",
+        "rate_limit_otp",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         limits.parse(value)  # raises ValueError for a bad limit
         return value
 
-    @field_validator("cors_origins")
+    @field_validator("cors_origins", "webauthn_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         for origin in value:
             if origin == "*" or not origin.startswith(("https://", "http://")):
-                raise ValueError(f"CORS origins must be exact http(s) origins, not {origin!r}")
+                raise ValueError(f"origins must be exact http(s) origins, not {origin!r}")
         return [origin.rstrip("/") for origin in value]
 
     @field_validator("database_url", "listen_database_url")

@@ -42,6 +42,7 @@ def claims_of(context: AppContext, **changes: Any) -> dict[str, Any]:
         "client_id": "authapi",
         "scope": "profile",
         "role": "admin",
+        "amr": ["pwd"],
     }
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
@@ -134,6 +135,8 @@ FORGERIES: dict[str, Callable[[AppContext], str]] = {
     "nbf a float string": lambda c: sign(c, {**claims_of(c), "nbf": "1.5"}),
     "jti a number": lambda c: sign(c, claims_of(c, jti=42)),
     "scope a list": lambda c: sign(c, claims_of(c, scope=["profile"])),
+    "amr a string": lambda c: sign(c, claims_of(c, amr="pwd")),
+    "amr with a number": lambda c: sign(c, claims_of(c, amr=["pwd", 1])),
     "sid in braces": lambda c: sign(c, claims_of(c, sid="{0d6c1f8e-2b3a-4c5d-8e9f-a0b1c2d3e4f5}")),
     "sid as a URN": lambda c: sign(
         c, claims_of(c, sid="urn:uuid:0d6c1f8e-2b3a-4c5d-8e9f-a0b1c2d3e4f5")
@@ -163,6 +166,7 @@ class TestAccessTokenShape:
             "client_id",
             "scope",
             "role",
+            "amr",
         }
         assert claims["sub"] == user["id"]
         assert claims["exp"] - claims["iat"] == 300

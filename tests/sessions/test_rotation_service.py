@@ -65,6 +65,7 @@ class TestRotation:
             user_id=login.user_id,
             generation=1,
             scope="profile",
+            amr="pwd",
             expires_at=later + IDLE,
             role="user",
             user_active=True,

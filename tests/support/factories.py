@@ -180,6 +180,7 @@ def session_row(
         "user_id": user.id,
         "generation": 0,
         "scope": "profile",
+        "amr": "pwd",
         "created_at": now,
         "last_used_at": now,
         "rotated_at": None,

@@ -125,6 +125,7 @@ class TestList:
             "id",
             "email",
             "email_verified",
+            "mfa_enabled",
             "role",
             "is_active",
             "created_at",

@@ -29,7 +29,15 @@ class TestRegistration:
         )
         assert response.status_code == 201
         body = response.json()
-        assert set(body) == {"id", "email", "email_verified", "role", "is_active", "created_at"}
+        assert set(body) == {
+            "id",
+            "email",
+            "email_verified",
+            "mfa_enabled",
+            "role",
+            "is_active",
+            "created_at",
+        }
         assert body["role"] == "user"
         assert body["is_active"] is True
         uuid.UUID(body["id"])

@@ -16,6 +16,7 @@ from typing import Any
 
 import jwt
 
+from authapi.auth_methods import AuthMethods
 from authapi.errors import InvalidToken, ServiceUnavailable
 from authapi.signing.keys import KeySet
 
@@ -42,6 +43,7 @@ class AccessTokenSubject:
     session_id: uuid.UUID
     role: str
     scope: str
+    amr: AuthMethods
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class AccessTokens:
             "client_id": self.client_id,
             "scope": subject.scope,
             "role": subject.role,
+            "amr": list(subject.amr),
         }
         key = self.keys.signing
         if key.private_key is None:
@@ -142,7 +145,12 @@ def _well_typed(claims: dict[str, Any]) -> bool:
         all(_is_integer(claims[name]) for name in _NUMERIC_DATES if name in claims)
         and all(isinstance(claims[name], str) for name in _STRINGS)
         and all(_is_canonical_uuid(claims[name]) for name in _UUIDS)
+        and _is_list_of_strings(claims.get("amr", []))
     )
+
+
+def _is_list_of_strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def _is_integer(value: object) -> bool:

@@ -10,8 +10,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from authapi import auth_methods
 from authapi.access_tokens.service import AccessTokens, AccessTokenSubject, Caller
 from authapi.audit import service as audit
+from authapi.auth_methods import AuthMethods
 from authapi.client_address import Requester
 from authapi.errors import (
     AccountThrottled,
@@ -80,9 +82,12 @@ class TokenIssuer:
         generation: int,
         session_expires_at: datetime,
         scope: str,
+        amr: AuthMethods,
         now: datetime,
     ) -> Issued:
-        subject = AccessTokenSubject(user_id=user_id, session_id=session_id, role=role, scope=scope)
+        subject = AccessTokenSubject(
+            user_id=user_id, session_id=session_id, role=role, scope=scope, amr=amr
+        )
         tokens = TokenResponse(
             access_token=self.access_tokens.issue(subject, now),
             expires_in=self.access_tokens.ttl,
@@ -158,11 +163,13 @@ async def password_grant(
             detail="email_not_verified",
         )
         raise EmailNotVerified()
+    amr = (auth_methods.PASSWORD,)
     session = await sessions.create_session(
         db,
         policy,
         user_id=user.id,
         scope=granted,
+        amr=amr,
         now=now,
         user_agent=requester.user_agent,
         ip=requester.ip,
@@ -182,6 +189,7 @@ async def password_grant(
         generation=session.generation,
         session_expires_at=session.expires_at,
         scope=granted,
+        amr=amr,
         now=now,
     )
     return replace(issued, device_cookie=limiter.device_cookie(account, device_cookie))
@@ -236,6 +244,7 @@ async def refresh_grant(
         generation=rotated.generation,
         session_expires_at=rotated.expires_at,
         scope=granted,
+        amr=auth_methods.from_column(rotated.amr),
         now=now,
     )
 

@@ -50,6 +50,9 @@ class LoginSession(Base):
     # Bumped by every rotation; only the token of the current generation rotates.
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     scope: Mapped[str] = mapped_column(String(1024))
+    # How the login behind the session was made (RFC 8176 methods, space-separated):
+    # every access token of the session carries it as `amr`.
+    amr: Mapped[str] = mapped_column(String(64), server_default="pwd")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

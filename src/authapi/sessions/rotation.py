@@ -110,6 +110,7 @@ class Rotation:
     user_id: uuid.UUID
     generation: int
     scope: str
+    amr: str  # the login's methods, as the session keeps them (auth_methods.py)
     expires_at: datetime
     role: str | None  # None, like user_active, if the user is gone
     user_active: bool | None
@@ -135,6 +136,7 @@ _ROTATION_COLUMNS = (
     _sessions.c.user_id,
     _sessions.c.generation,
     _sessions.c.scope,
+    _sessions.c.amr,
     _sessions.c.expires_at,
     _of_user(_users.c.role).label("role"),
     _of_user(_users.c.is_active).label("user_active"),

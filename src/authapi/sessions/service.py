@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Update, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi import metrics
+from authapi import auth_methods, metrics
 from authapi.audit import service as audit
+from authapi.auth_methods import AuthMethods
 from authapi.client_address import Requester
 from authapi.config import Settings
 from authapi.db import delete_batch
@@ -44,6 +45,7 @@ async def create_session(
     *,
     user_id: uuid.UUID,
     scope: str,
+    amr: AuthMethods,
     now: datetime,
     user_agent: str | None,
     ip: str | None,
@@ -54,6 +56,7 @@ async def create_session(
         user_id=user_id,
         generation=0,
         scope=scope,
+        amr=auth_methods.to_column(amr),
         created_at=now,
         last_used_at=now,
         rotated_at=None,

@@ -22,4 +22,7 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # True once the owner of the address opened a link mailed to it (account/).
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # True while the user has a second factor (TOTP on, or a passkey): their password
+    # alone logs nobody in. Kept by mfa/factors.py, in the transaction that changes one.
+    mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

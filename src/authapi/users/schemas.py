@@ -87,6 +87,7 @@ class UserOut(BaseModel):
     id: uuid.UUID
     email: str
     email_verified: bool
+    mfa_enabled: bool  # a second factor is on: a password alone does not log in
     role: str
     is_active: bool
     created_at: datetime
