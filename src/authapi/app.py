@@ -40,6 +40,8 @@ from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
 from authapi.oauth.service import TokenIssuer
 from authapi.openapi import correct_openapi
+from authapi.passkeys.relying_party import from_settings as relying_party_from_settings
+from authapi.passkeys.router import router as passkeys_router
 from authapi.ratelimit.devices import DeviceCookies
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations import publish
@@ -83,6 +85,8 @@ def session_class(mail_queued: asyncio.Event | None = None) -> type[TrackedSessi
 
 
 async def build_context(settings: Settings, clock: Clock) -> AppContext:
+    # First: passkey settings that contradict each other stop the start here.
+    relying_party = relying_party_from_settings(settings)
     secure_data_dir(settings)  # before anything is written there
     kek = load_key_encryption_key(settings)
     engine = create_engine(settings)
@@ -132,6 +136,7 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
             settings, clock, sessionmaker, transport_for(settings), wakeup=mail_queued
         ),
         mail_tokens=MailTokenKey(refresh_token_key),
+        relying_party=relying_party,
     )
 
 
@@ -221,6 +226,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         sessions_router,
         audit_router,
         admin_users_router,
+        passkeys_router,
         health.router,
     ):
         app.include_router(router)

@@ -14,6 +14,7 @@ from authapi.expiring import ExpiringCache
 from authapi.mail.sender import MailSender
 from authapi.mail.tokens import MailTokenKey
 from authapi.oauth.service import TokenIssuer
+from authapi.passkeys.relying_party import RelyingParty
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
@@ -45,3 +46,5 @@ class AppContext:
     signing_keys: SigningKeyReloader
     mail_sender: MailSender
     mail_tokens: MailTokenKey
+    # Passkeys' WebAuthn relying party; None where the RP ID would be an IP address.
+    relying_party: RelyingParty | None = None

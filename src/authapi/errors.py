@@ -15,6 +15,8 @@ the refusal goes out.
   | + RefreshTokenReused (kept)     400 invalid_grant, the session revoked
   | + LoginFailed (kept)            400 invalid_grant, recorded in the audit trail
   | + EmailNotVerified (kept)       400 invalid_grant, AUTHAPI_REQUIRE_VERIFIED_EMAIL
+  | + PasskeyRefused (kept)         400 invalid_grant, an assertion refused, its challenge used
+  + PasskeyNotRegistered (kept)     400 invalid_request, a registration refused, its challenge used
   + UnsupportedGrantType            400 unsupported_grant_type
   + InvalidScope                    400 invalid_scope
   + WrongPassword                   403 invalid_credentials, a wrong current password
@@ -24,7 +26,9 @@ the refusal goes out.
   + Forbidden                       403 insufficient_role
   + CsrfRejected (oauth/browser.py) 403 csrf_rejected
   + NotFound                        404 not_found
+  | + PasskeysUnavailable           404 not_found, no relying party (an IP address as RP ID)
   + EmailTaken                      409 email_taken
+  + PasskeyTaken                    409 passkey_registered
   + OwnAccountChange                409 own_account
   | + LastAdmin                     409 own_account, the last active admin's deletion
   + AccountDisabled                 409 account_disabled, an admin's reset mail for one
@@ -108,6 +112,14 @@ class EmailNotVerified(InvalidGrant, KeepsChanges):
     description = "The email address is not verified yet: open the link mailed to it."
 
 
+class PasskeyRefused(InvalidGrant, KeepsChanges):
+    """A passkey assertion that does not verify (unknown credential, used or foreign
+    challenge, wrong origin or signature, a counter gone backwards). Kept: its
+    challenge stays used, and the audit record of a counter gone backwards stays."""
+
+    description = "The passkey could not be verified."
+
+
 class UnsupportedGrantType(DomainError):
     error = "unsupported_grant_type"
     description = "grant_type must be 'password' or 'refresh_token'."
@@ -156,6 +168,24 @@ class NotFound(DomainError):
     status_code = 404
     error = "not_found"
     description = "No such resource."
+
+
+class PasskeysUnavailable(NotFound):
+    """No WebAuthn relying party: the RP ID would be an IP address (passkeys/relying_party.py)."""
+
+    description = "Passkeys are not available: the server has no AUTHAPI_WEBAUTHN_RP_ID."
+
+
+class PasskeyNotRegistered(InvalidRequest, KeepsChanges):
+    """A registration that does not verify; kept: its challenge stays used."""
+
+    description = "The passkey's registration could not be verified; ask for new options."
+
+
+class PasskeyTaken(DomainError):
+    status_code = 409
+    error = "passkey_registered"
+    description = "This passkey is already registered."
 
 
 class EmailTaken(DomainError):

@@ -44,6 +44,10 @@ class Event(enum.StrEnum):
     EMAIL_CHANGED = "email_changed"
     # Kept after the account is gone, with its id only (no address).
     ACCOUNT_DELETED = "account_deleted"
+    # Passkeys (passkeys/); a counter that went backwards hints at a cloned authenticator.
+    PASSKEY_ADDED = "passkey_added"
+    PASSKEY_REMOVED = "passkey_removed"
+    PASSKEY_COUNTER_REGRESSED = "passkey_counter_regressed"
 
 
 def record(

@@ -34,6 +34,8 @@ from authapi.oauth.schemas import (
     TokenForm,
     TokenResponse,
 )
+from authapi.passkeys.dependencies import relying_party
+from authapi.passkeys.login import PASSKEY_GRANT, passkey_grant
 from authapi.ratelimit.dependencies import (
     enforce_address_limit,
     limit_by_address,
@@ -104,9 +106,11 @@ async def token(
     requester: CurrentRequester,
     form: Annotated[TokenForm, Form()],
 ) -> TokenResponse:
-    """RFC 6749 token endpoint: `grant_type=password` (first-party clients) or
-    `grant_type=refresh_token`, form-encoded. With `X-Token-Delivery: cookie` the
-    password grant puts the refresh token in an HttpOnly cookie (browser mode)."""
+    """RFC 6749 token endpoint: `grant_type=password` (first-party clients),
+    `grant_type=refresh_token`, or `grant_type=urn:authapi:params:oauth:grant-type:passkey`
+    with `credential` (a passkey's assertion after `POST /passkeys/options`),
+    form-encoded. With `X-Token-Delivery: cookie` a login puts the refresh token in an
+    HttpOnly cookie (browser mode)."""
     # Refreshes are cheap and limited per session: they must not use up the address's
     # login budget (an office or a carrier behind one address refreshes a lot).
     address_limit = "refresh" if form.grant_type == "refresh_token" else "token"
@@ -137,6 +141,22 @@ async def token(
         )
         if issued.device_cookie is not None:
             set_device_cookie(response, context.settings, issued.device_cookie)
+        return _deliver(issued, request, response, context.settings, now)
+    if form.grant_type == PASSKEY_GRANT:
+        if not form.credential:
+            raise InvalidRequest("credential is required")
+        issued = await passkey_grant(
+            db,
+            issuer=context.token_issuer,
+            policy=context.session_policy,
+            rp=await relying_party(context),
+            allowed_scopes=context.settings.scopes,
+            credential=form.credential,
+            scope=form.scope,
+            now=now,
+            requester=requester,
+            require_verified_email=context.settings.require_verified_email,
+        )
         return _deliver(issued, request, response, context.settings, now)
     if form.grant_type == "refresh_token":
         if not form.refresh_token:
@@ -288,7 +308,7 @@ async def metadata(context: Context) -> ServerMetadata:
         token_endpoint=f"{issuer}/token",
         jwks_uri=f"{issuer}/.well-known/jwks.json",
         revocation_endpoint=f"{issuer}/revoke",
-        grant_types_supported=["password", "refresh_token"],
+        grant_types_supported=["password", "refresh_token", PASSKEY_GRANT],
         # RFC 8414 §2 makes this REQUIRED, and validators refuse it empty. There is no
         # authorization endpoint (none is advertised): "none" (OAuth 2.0 Multiple
         # Response Type Encoding Practices §4) is the one value that claims no token

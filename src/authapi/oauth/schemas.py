@@ -57,6 +57,8 @@ class TokenForm(BaseModel):
     password: Annotated[str, Field(max_length=1024), NO_CONTROLS] | None = None
     scope: Annotated[str, Field(max_length=1024), NO_CONTROLS] | None = None
     refresh_token: TokenString | None = None
+    # The passkey grant's assertion: PublicKeyCredential.toJSON(), as a string.
+    credential: Annotated[str, Field(max_length=16 * 1024), NO_CONTROLS] | None = None
 
 
 class RevokeForm(BaseModel):
