@@ -34,7 +34,6 @@ from authapi.oauth.schemas import (
     TokenForm,
     TokenResponse,
 )
-from authapi.passkeys.dependencies import relying_party
 from authapi.passkeys.login import PASSKEY_GRANT, passkey_grant
 from authapi.ratelimit.dependencies import (
     enforce_address_limit,
@@ -142,14 +141,14 @@ async def token(
         if issued.device_cookie is not None:
             set_device_cookie(response, context.settings, issued.device_cookie)
         return _deliver(issued, request, response, context.settings, now)
-    if form.grant_type == PASSKEY_GRANT:
+    if form.grant_type == PASSKEY_GRANT and context.relying_party is not None:
         if not form.credential:
             raise InvalidRequest("credential is required")
         issued = await passkey_grant(
             db,
             issuer=context.token_issuer,
             policy=context.session_policy,
-            rp=await relying_party(context),
+            rp=context.relying_party,
             allowed_scopes=context.settings.scopes,
             credential=form.credential,
             scope=form.scope,
@@ -308,7 +307,12 @@ async def metadata(context: Context) -> ServerMetadata:
         token_endpoint=f"{issuer}/token",
         jwks_uri=f"{issuer}/.well-known/jwks.json",
         revocation_endpoint=f"{issuer}/revoke",
-        grant_types_supported=["password", "refresh_token", PASSKEY_GRANT],
+        grant_types_supported=[
+            "password",
+            "refresh_token",
+            # Not where passkeys are off (no RP ID: passkeys/relying_party.py).
+            *([PASSKEY_GRANT] if context.relying_party is not None else []),
+        ],
         # RFC 8414 §2 makes this REQUIRED, and validators refuse it empty. There is no
         # authorization endpoint (none is advertised): "none" (OAuth 2.0 Multiple
         # Response Type Encoding Practices §4) is the one value that claims no token
