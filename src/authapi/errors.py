@@ -11,12 +11,12 @@ the refusal goes out.
 
 * DomainError                       400 invalid_request
   + InvalidRequest                  400 invalid_request
+  | + PasskeyNotRegistered (kept)   400 invalid_request, a registration refused, its challenge used
   + InvalidGrant                    400 invalid_grant
   | + RefreshTokenReused (kept)     400 invalid_grant, the session revoked
   | + LoginFailed (kept)            400 invalid_grant, recorded in the audit trail
   | + EmailNotVerified (kept)       400 invalid_grant, AUTHAPI_REQUIRE_VERIFIED_EMAIL
   | + PasskeyRefused (kept)         400 invalid_grant, an assertion refused, its challenge used
-  + PasskeyNotRegistered (kept)     400 invalid_request, a registration refused, its challenge used
   + UnsupportedGrantType            400 unsupported_grant_type
   + InvalidScope                    400 invalid_scope
   + WrongPassword                   403 invalid_credentials, a wrong current password
