@@ -61,7 +61,7 @@ class TestPasskeyGrant:
         self, client: httpx.AsyncClient, context: AppContext
     ) -> None:
         user, authenticator = await user_with_passkey(client)
-        response = await passkey_login(client, authenticator.assert_(await login_options(client)))
+        response = await passkey_login(client, authenticator.sign_in(await login_options(client)))
         assert response.status_code == 200, response.text
         tokens = response.json()
         assert amr_of(tokens) == ["hwk", "mfa"]
@@ -77,14 +77,14 @@ class TestPasskeyGrant:
 
     async def test_a_synced_passkey_is_a_software_key(self, client: httpx.AsyncClient) -> None:
         _, authenticator = await user_with_passkey(client, backup_eligible=True)
-        response = await passkey_login(client, authenticator.assert_(await login_options(client)))
+        response = await passkey_login(client, authenticator.sign_in(await login_options(client)))
         assert amr_of(response.json()) == ["swk", "mfa"]
 
     async def test_browser_mode_puts_the_refresh_token_in_the_cookie(
         self, client: httpx.AsyncClient
     ) -> None:
         _, authenticator = await user_with_passkey(client)
-        credential = authenticator.assert_(await login_options(client))
+        credential = authenticator.sign_in(await login_options(client))
         response = await client.post(
             "/token",
             data={"grant_type": PASSKEY_GRANT, "credential": json.dumps(credential)},
@@ -96,21 +96,21 @@ class TestPasskeyGrant:
 
     async def test_the_same_assertion_twice(self, client: httpx.AsyncClient) -> None:
         _, authenticator = await user_with_passkey(client)
-        credential = authenticator.assert_(await login_options(client))
+        credential = authenticator.sign_in(await login_options(client))
         assert (await passkey_login(client, credential)).status_code == 200
         assert refused(await passkey_login(client, credential))
 
     async def test_one_challenge_at_once_passes_once(self, client: httpx.AsyncClient) -> None:
         _, authenticator = await user_with_passkey(client)
         options = await login_options(client)
-        first = authenticator.assert_(options)
-        second = authenticator.assert_(options)  # a higher counter, the same challenge
+        first = authenticator.sign_in(options)
+        second = authenticator.sign_in(options)  # a higher counter, the same challenge
         answers = await asyncio.gather(passkey_login(client, first), passkey_login(client, second))
         assert sorted(r.status_code for r in answers) == [200, 400]
 
     async def test_a_forged_signature(self, client: httpx.AsyncClient) -> None:
         _, authenticator = await user_with_passkey(client)
-        credential = authenticator.assert_(await login_options(client))
+        credential = authenticator.sign_in(await login_options(client))
         signature = bytearray(unb64url(credential["response"]["signature"]))
         signature[-1] ^= 1
         credential["response"]["signature"] = b64url(bytes(signature))
@@ -121,7 +121,7 @@ class TestPasskeyGrant:
         impostor = SoftwareAuthenticator(
             credential_id=authenticator.credential_id, user_handle=authenticator.user_handle
         )
-        assert refused(await passkey_login(client, impostor.assert_(await login_options(client))))
+        assert refused(await passkey_login(client, impostor.sign_in(await login_options(client))))
 
     async def test_a_counter_going_backwards_is_refused_and_audited(
         self, client: httpx.AsyncClient, context: AppContext
@@ -129,15 +129,15 @@ class TestPasskeyGrant:
         user, authenticator = await user_with_passkey(client)
         authenticator.sign_count = 5
         assert (
-            await passkey_login(client, authenticator.assert_(await login_options(client)))
+            await passkey_login(client, authenticator.sign_in(await login_options(client)))
         ).status_code == 200
         authenticator.sign_count = 3  # a clone of the authenticator, earlier in its life
         assert refused(
-            await passkey_login(client, authenticator.assert_(await login_options(client)))
+            await passkey_login(client, authenticator.sign_in(await login_options(client)))
         )
         # The same counter again is no increase either.
         authenticator.sign_count = 5
-        credential = authenticator.assert_(await login_options(client), count=False)
+        credential = authenticator.sign_in(await login_options(client), count=False)
         assert refused(await passkey_login(client, credential))
         regressed = await events(context, "passkey_counter_regressed")
         assert [e.user_id for e in regressed] == [user_id(user)] * 2  # committed though refused
@@ -146,14 +146,14 @@ class TestPasskeyGrant:
         # Synced passkeys report 0 always (WebAuthn §6.1.1): no counter to check.
         _, authenticator = await user_with_passkey(client)
         for _ in range(2):
-            credential = authenticator.assert_(await login_options(client), count=False)
+            credential = authenticator.sign_in(await login_options(client), count=False)
             assert (await passkey_login(client, credential)).status_code == 200
 
     async def test_no_user_verification(self, client: httpx.AsyncClient) -> None:
         _, authenticator = await user_with_passkey(client)
         authenticator.user_verified = False
         assert refused(
-            await passkey_login(client, authenticator.assert_(await login_options(client)))
+            await passkey_login(client, authenticator.sign_in(await login_options(client)))
         )
 
     @pytest.mark.parametrize(
@@ -161,36 +161,36 @@ class TestPasskeyGrant:
         [{"origin": "https://evil.example"}, {"rp_id": "evil.example"}],
         ids=["wrong origin", "wrong RP ID hash"],
     )
-    async def test_another_site(self, client: httpx.AsyncClient, answer: dict[str, str]) -> None:
+    async def test_another_site(self, client: httpx.AsyncClient, answer: dict[str, Any]) -> None:
         _, authenticator = await user_with_passkey(client)
-        credential = authenticator.assert_(await login_options(client), **answer)
+        credential = authenticator.sign_in(await login_options(client), **answer)
         assert refused(await passkey_login(client, credential))
 
     async def test_an_unknown_credential(self, client: httpx.AsyncClient) -> None:
         await user_with_passkey(client)
         stranger = SoftwareAuthenticator(user_handle=b"\x00" * 16, rp_id="localhost")
-        assert refused(await passkey_login(client, stranger.assert_(await login_options(client))))
+        assert refused(await passkey_login(client, stranger.sign_in(await login_options(client))))
 
     async def test_a_user_handle_of_another_user(self, client: httpx.AsyncClient) -> None:
         _, authenticator = await user_with_passkey(client)
         other, _ = await user_with_passkey(client)
         authenticator.user_handle = user_id(other).bytes
         assert refused(
-            await passkey_login(client, authenticator.assert_(await login_options(client)))
+            await passkey_login(client, authenticator.sign_in(await login_options(client)))
         )
 
     async def test_a_challenge_of_another_ceremony(self, client: httpx.AsyncClient) -> None:
         _, tokens = await registered_login(client)
         authenticator = await registered(client, tokens)
         # A registration's challenge, bound to the user, signed as if for a login.
-        credential = authenticator.assert_(
+        credential = authenticator.sign_in(
             await creation_options(client, tokens), rp_id="localhost"
         )
         assert refused(await passkey_login(client, credential))
 
     async def test_an_expired_challenge(self, client: httpx.AsyncClient, clock: Any) -> None:
         _, authenticator = await user_with_passkey(client)
-        credential = authenticator.assert_(await login_options(client))
+        credential = authenticator.sign_in(await login_options(client))
         clock.advance(301)
         assert refused(await passkey_login(client, credential))
 
@@ -198,7 +198,7 @@ class TestPasskeyGrant:
         user, authenticator = await user_with_passkey(client)
         await update_user(context, user, is_active=False)
         assert refused(
-            await passkey_login(client, authenticator.assert_(await login_options(client)))
+            await passkey_login(client, authenticator.sign_in(await login_options(client)))
         )
 
     @pytest.mark.parametrize("settings_overrides", [{"require_verified_email": True}])
@@ -209,7 +209,7 @@ class TestPasskeyGrant:
         await update_user(context, user, email_verified=True)
         authenticator = await registered(client, await login(client, user["email"]))
         await update_user(context, user, email_verified=False)
-        credential = authenticator.assert_(await login_options(client))
+        credential = authenticator.sign_in(await login_options(client))
         assert refused(await passkey_login(client, credential))
 
     @pytest.mark.parametrize(

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from authapi.config import Settings
 from authapi.passkeys.relying_party import RelyingPartyError, from_settings
 from tests.support.settings import make_settings
 
 
-def settings(tmp_path: Path, **values: object):  # type: ignore[no-untyped-def]
+def settings(tmp_path: Path, **values: object) -> Settings:
     return make_settings("sqlite+aiosqlite:///unused.db", tmp_path, **values)
 
 

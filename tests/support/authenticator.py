@@ -101,7 +101,7 @@ class SoftwareAuthenticator:
             },
         }
 
-    def assert_(
+    def sign_in(
         self,
         options: dict[str, Any],
         *,
