@@ -14,7 +14,6 @@ from authapi.clock import Clock
 from authapi.config import Settings
 from authapi.db import create_engine, create_sessionmaker, transaction
 from authapi.mail import outbox, tokens
-from authapi.passkeys import challenges
 from authapi.sessions import service as sessions
 
 PruneBatch = Callable[[AsyncSession, datetime, int], Awaitable[int]]
@@ -38,12 +37,10 @@ class Pruned:
     audit_events: int
     mails: int  # sent, or given up on longer ago than the audit retention
     mail_tokens: int  # expired
-    passkey_challenges: int = 0  # expired
 
 
 async def prune(settings: Settings, batch_size: int) -> Pruned:
-    """Delete ended sessions, old audit events, sent mail, expired mail tokens and
-    passkey challenges."""
+    """Delete ended sessions, old audit events, sent mail and expired mail tokens."""
     engine = create_engine(settings)
     maker = create_sessionmaker(engine)
     now = Clock().now()
@@ -59,7 +56,6 @@ async def prune(settings: Settings, batch_size: int) -> Pruned:
         mail_count = await _prune_all(maker, outbox.prune_sent_batch, now, batch_size)
         mail_count += await _prune_all(maker, outbox.prune_failed_batch, old, batch_size)
         token_count = await _prune_all(maker, tokens.prune_batch, now, batch_size)
-        challenge_count = await _prune_all(maker, challenges.prune_batch, now, batch_size)
-        return Pruned(session_count, event_count, mail_count, token_count, challenge_count)
+        return Pruned(session_count, event_count, mail_count, token_count)
     finally:
         await engine.dispose()

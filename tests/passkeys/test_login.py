@@ -9,12 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from authapi.context import AppContext
-from authapi.db import transaction
-from authapi.passkeys import challenges
-from authapi.passkeys.models import PasskeyChallenge
 from tests.oauth.test_amr import amr_of
 from tests.passkeys.helpers import (
     PASSKEY_GRANT,
@@ -26,7 +22,6 @@ from tests.passkeys.helpers import (
     user_id,
 )
 from tests.support.authenticator import SoftwareAuthenticator, b64url, unb64url
-from tests.support.clock import FakeClock
 from tests.support.factories import (
     bearer,
     login,
@@ -253,17 +248,3 @@ class TestWithoutARelyingParty:
         assert response.json()["error"] == "unsupported_grant_type"
         document = (await client.get("/.well-known/oauth-authorization-server")).json()
         assert PASSKEY_GRANT not in document["grant_types_supported"]
-
-
-class TestPrune:
-    async def test_expired_challenges_are_pruned(
-        self, client: httpx.AsyncClient, context: AppContext, clock: FakeClock
-    ) -> None:
-        await login_options(client)
-        clock.advance(301)
-        fresh = await login_options(client)
-        async with transaction(context.sessionmaker) as db:
-            assert await challenges.prune_batch(db, clock.now(), 100) == 1
-        async with context.sessionmaker() as db:
-            kept = list(await db.scalars(select(PasskeyChallenge.challenge)))
-        assert kept == [unb64url(fresh["challenge"])]

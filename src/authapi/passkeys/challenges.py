@@ -14,7 +14,6 @@ from enum import StrEnum
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi.db import delete_batch
 from authapi.passkeys.models import PasskeyChallenge
 
 CHALLENGE_BYTES = 32
@@ -70,9 +69,3 @@ async def consume(
         raise ChallengeRefused()
     if row.purpose != purpose.value or row.user_id != user_id or row.expires_at <= now:
         raise ChallengeRefused()
-
-
-async def prune_batch(db: AsyncSession, now: datetime, size: int) -> int:
-    """Delete up to `size` expired challenges, of ceremonies never finished
-    (`authapi prune`): anyone may ask for login options."""
-    return await delete_batch(db, PasskeyChallenge.expires_at, now, size)
