@@ -52,6 +52,18 @@ async def creation_options(
 
 
 @router.post(
+    "/users/me/passkeys/step-up-options",
+    responses=responses(*AUTH_ERRORS, PasskeysUnavailable, database=True),
+)
+async def step_up_options(
+    rp: CurrentRelyingParty, user: CurrentUser, db: DbSession, now: Now
+) -> dict[str, Any]:
+    """WebAuthn request options for the caller's own passkeys, whose assertion is the
+    `passkey` of a sensitive change (step-up); the challenge is bound to the caller."""
+    return await login.request_options(db, rp, user_id=user.id, now=now)
+
+
+@router.post(
     "/users/me/passkeys",
     status_code=status.HTTP_201_CREATED,
     response_model=PasskeyOut,

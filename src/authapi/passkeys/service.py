@@ -122,6 +122,29 @@ async def verify_assertion(
     return VerifiedPasskey(passkey=passkey, kind=kind_of(passkey))
 
 
+async def verify_second_factor(
+    db: AsyncSession,
+    rp: RelyingParty,
+    credential: str,
+    *,
+    user_id: uuid.UUID,
+    now: datetime,
+    requester: Requester,
+) -> auth_methods.AuthMethods:
+    """A passkey of this user as the second factor (after a password, or the step-up
+    of a sensitive change): the methods it adds to the login's, else PasskeyRefused."""
+    verified = await verify_assertion(
+        db,
+        rp,
+        credential,
+        purpose=Purpose.SECOND_FACTOR,
+        user_id=user_id,
+        now=now,
+        requester=requester,
+    )
+    return (verified.kind,)
+
+
 async def list_passkeys(db: AsyncSession, user_id: uuid.UUID) -> list[Passkey]:
     rows = await db.scalars(
         select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.created_at, Passkey.id)
