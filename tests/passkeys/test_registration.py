@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -82,6 +83,19 @@ class TestRegistration:
         response = await add_passkey(client, other, authenticator)
         assert response.status_code == 409
         assert response.json()["error"] == "passkey_registered"
+
+    async def test_one_credential_registered_twice_at_once(self, client: httpx.AsyncClient) -> None:
+        _, tokens = await registered_login(client)
+        _, other = await registered_login(client)
+        authenticator = SoftwareAuthenticator()
+        answers = [
+            authenticator.register(await creation_options(client, each)) for each in (tokens, other)
+        ]
+        responses = await asyncio.gather(
+            post_credential(client, tokens, json.dumps(answers[0])),
+            post_credential(client, other, json.dumps(answers[1])),
+        )
+        assert sorted(r.status_code for r in responses) == [201, 409]
 
     @pytest.mark.parametrize(
         ("answer", "authenticator"),

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from webauthn import generate_registration_options, options_to_json, verify_registration_response
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
@@ -120,11 +121,8 @@ async def register(
         )
     except WEBAUTHN_FAILURES as exc:
         raise PasskeyNotRegistered() from exc
-    taken = await db.scalar(
-        select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
-    )
-    if taken is not None or verified.credential_id != credential_id:
-        raise PasskeyTaken() if taken is not None else PasskeyNotRegistered()
+    if verified.credential_id != credential_id:
+        raise PasskeyNotRegistered()
     passkey = Passkey(
         user_id=user.id,
         credential_id=verified.credential_id,
@@ -136,8 +134,14 @@ async def register(
         created_at=now,
         last_used_at=None,
     )
-    db.add(passkey)
-    await db.flush()
+    try:
+        # In a savepoint: the unique credential id is the duplicate check, and one
+        # registered by anyone, even a moment ago, leaves the transaction usable.
+        async with db.begin_nested():
+            db.add(passkey)
+            await db.flush()
+    except IntegrityError as exc:
+        raise PasskeyTaken() from exc
     await factors.refresh_flag(db, user.id)
     users.forget_profiles(db, profiles, user.id)
     audit.record(
