@@ -24,6 +24,8 @@ from authapi.issuer import commands as issuer_commands
 from authapi.issuer.addresses import issuer_for_listen_address
 from authapi.listen_address import AddressUnusable, check_address_free
 from authapi.mail import commands as mail_commands
+from authapi.passkeys import relying_party
+from authapi.passkeys.relying_party import RelyingPartyError
 from authapi.sessions.rotation import load_refresh_token_key
 from authapi.signing import commands as key_commands
 from authapi.signing.keys import KeyConfigError
@@ -108,6 +110,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     try:
         check_address_free(args.host, args.port)
     except AddressUnusable as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        relying_party.from_settings(settings)  # passkey settings that contradict each other
+    except RelyingPartyError as exc:
         raise CommandError(str(exc)) from None
     _secure_data_dir(settings)
     # Once, before the workers start: they must all find the same generated secrets.

@@ -8,6 +8,7 @@ import pytest
 
 from authapi.config import Settings
 from authapi.passkeys.relying_party import RelyingPartyError, from_settings
+from tests.support.servers import authapi_env, free_port, run_authapi
 from tests.support.settings import make_settings
 
 
@@ -64,3 +65,12 @@ class TestRelyingParty:
     ) -> None:
         with pytest.raises(RelyingPartyError):
             from_settings(settings(tmp_path, **values))
+
+
+class TestServeRefuses:
+    def test_contradicting_passkey_settings_in_one_line(self, tmp_path: Path) -> None:
+        env = {**authapi_env(None, tmp_path), "AUTHAPI_WEBAUTHN_RP_ID": "10.0.0.1"}
+        result = run_authapi("serve", "--port", str(free_port()), env=env, cwd=tmp_path)
+        assert result.returncode == 1
+        assert result.stderr.startswith("authapi: AUTHAPI_WEBAUTHN_RP_ID must be a domain name")
+        assert result.stderr.count("\n") == 1, result.stderr
