@@ -240,4 +240,7 @@ class TestRemoval:
             json={"current_password": PASSWORD},
             headers=bearer(tokens),
         )
-        assert response.status_code == 422
+        # No such resource: the path only names passkeys by their UUIDs (so that
+        # /users/me/passkeys/options is no passkey's path).
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"

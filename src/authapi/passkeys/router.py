@@ -113,7 +113,7 @@ async def list_passkeys(user: CurrentUser, db: DbSession) -> list[PasskeyOut]:
 
 
 @router.delete(
-    "/users/me/passkeys/{passkey_id}",
+    "/users/me/passkeys/{passkey_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=responses(
