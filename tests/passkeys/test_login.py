@@ -238,6 +238,7 @@ class TestWithoutARelyingParty:
     async def test_passkeys_are_not_found(self, client: httpx.AsyncClient) -> None:
         _, tokens = await registered_login(client)
         assert (await client.post("/passkeys/options", json={})).status_code == 404
+        assert (await client.get("/users/me/passkeys", headers=bearer(tokens))).status_code == 404
         assert (
             await client.post("/users/me/passkeys/options", headers=bearer(tokens))
         ).status_code == 404

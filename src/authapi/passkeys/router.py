@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
 from authapi.errors import (
@@ -23,7 +23,7 @@ from authapi.errors import (
     responses,
 )
 from authapi.passkeys import login, registration, service
-from authapi.passkeys.dependencies import CurrentRelyingParty
+from authapi.passkeys.dependencies import CurrentRelyingParty, relying_party
 from authapi.passkeys.schemas import (
     LoginOptionsRequest,
     PasskeyOut,
@@ -105,7 +105,9 @@ async def register(
 @router.get(
     "/users/me/passkeys",
     response_model=list[PasskeyOut],
-    responses=responses(*AUTH_ERRORS, database=True),
+    responses=responses(*AUTH_ERRORS, PasskeysUnavailable, database=True),
+    # 404 where passkeys are off, as their other endpoints: how a client tells.
+    dependencies=[Depends(relying_party)],
 )
 async def list_passkeys(user: CurrentUser, db: DbSession) -> list[PasskeyOut]:
     """The caller's passkeys, oldest first."""
