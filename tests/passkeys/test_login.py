@@ -224,6 +224,31 @@ class TestPasskeyGrant:
         assert response.json()["error"] == "invalid_request"
 
 
+class TestBrokenAssertions:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("authenticatorData", ""),
+            ("authenticatorData", "AAAA"),
+            ("authenticatorData", "!!"),
+            ("signature", ""),
+            ("signature", "not base64url at all"),
+            ("signature", None),
+            ("userHandle", 5),
+            ("userHandle", "%%"),
+        ],
+    )
+    async def test_a_live_challenge_with_a_broken_field(
+        self, client: httpx.AsyncClient, field: str, value: object
+    ) -> None:
+        _, authenticator = await user_with_passkey(client)
+        credential = authenticator.sign_in(await login_options(client))
+        credential["response"][field] = value
+        response = await passkey_login(client, credential)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] in ("invalid_grant", "invalid_request")
+
+
 class TestMetadata:
     async def test_the_grant_is_advertised(self, client: httpx.AsyncClient) -> None:
         document = (await client.get("/.well-known/oauth-authorization-server")).json()
