@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from authapi.app import session_class
 from authapi.config import Settings
 from authapi.db import create_engine, create_sessionmaker, transaction
+from authapi.mail.delivery import SMTPRelay
 from authapi.mail.models import MailToken, OutboxMail
+from authapi.mail.sender import MailSender
 from authapi.users.models import User
 from tests.support.clock import FakeClock
-from tests.support.mail import smtp_server  # noqa: F401 - a fixture
+from tests.support.mail import SMTPServer, relay_settings, smtp_server  # noqa: F401 - a fixture
 
 
 @pytest.fixture
@@ -31,6 +33,20 @@ async def maker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSes
         yield sessionmaker
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def relayed_settings(settings: Settings, smtp_server: SMTPServer) -> Settings:  # noqa: F811
+    """The test's settings, with mail relayed to `smtp_server`."""
+    return relay_settings(settings, smtp_server.port)
+
+
+@pytest.fixture
+def relay_sender(
+    relayed_settings: Settings, clock: FakeClock, maker: async_sessionmaker[AsyncSession]
+) -> MailSender:
+    """A sender of the outbox to `smtp_server`, run a pass at a time by the test."""
+    return MailSender(relayed_settings, clock, maker, SMTPRelay(relayed_settings))
 
 
 async def add_user(
