@@ -3,7 +3,6 @@ shared harness), senders built directly so a test runs one pass when it wants.""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi.app import session_class
 from authapi.config import Settings
-from authapi.db import create_engine, create_sessionmaker, transaction
+from authapi.db import create_engine, create_sessionmaker
+from authapi.mail.delivery import SMTPRelay
 from authapi.mail.models import MailToken, OutboxMail
+from authapi.mail.sender import MailSender
 from authapi.users.models import User
 from tests.support.clock import FakeClock
-from tests.support.mail import smtp_server  # noqa: F401 - a fixture
+from tests.support.mail import SMTPServer, relay_settings, smtp_server  # noqa: F401 - a fixture
 
 
 @pytest.fixture
@@ -33,17 +34,15 @@ async def maker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSes
         await engine.dispose()
 
 
-async def add_user(
-    maker: async_sessionmaker[AsyncSession], clock: FakeClock, email: str | None = None
-) -> User:
-    user = User(
-        id=uuid.uuid4(),
-        email=email or f"{uuid.uuid4().hex[:12]}@example.com",
-        password_hash="$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
-        role="user",
-        is_active=True,
-        created_at=clock.now(),
-    )
-    async with transaction(maker) as db:
-        db.add(user)
-    return user
+@pytest.fixture
+def relayed_settings(settings: Settings, smtp_server: SMTPServer) -> Settings:  # noqa: F811
+    """The test's settings, with mail relayed to `smtp_server`."""
+    return relay_settings(settings, smtp_server.port)
+
+
+@pytest.fixture
+def relay_sender(
+    relayed_settings: Settings, clock: FakeClock, maker: async_sessionmaker[AsyncSession]
+) -> MailSender:
+    """A sender of the outbox to `smtp_server`, run a pass at a time by the test."""
+    return MailSender(relayed_settings, clock, maker, SMTPRelay(relayed_settings))

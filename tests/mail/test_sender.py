@@ -45,16 +45,16 @@ class TestDelivery:
     async def test_a_queued_mail_is_sent_once(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
+        relay_sender: MailSender,
     ) -> None:
-        settings = relay_settings(settings, smtp_server.port)
+        settings, sender = relayed_settings, relay_sender
         queued_before = sample("authapi_mail_queued_total")
         sent_before = sample("authapi_mail_sent_total")
         await queue(maker, settings, clock)
         assert sample("authapi_mail_queued_total") == queued_before + 1
-        sender = MailSender(settings, clock, maker, SMTPRelay(settings))
         clock.advance(42)
         await sender._measure()  # noqa: SLF001 - the gauge's source, before the pass
         assert sender.oldest_pending_age == pytest.approx(42, abs=1)
@@ -96,12 +96,12 @@ class TestRetries:
     async def test_refused_mail_is_retried_with_backoff_and_arrives(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
+        relay_sender: MailSender,
     ) -> None:
-        settings = relay_settings(settings, smtp_server.port)
-        sender = MailSender(settings, clock, maker, SMTPRelay(settings))
+        settings, sender = relayed_settings, relay_sender
         await queue(maker, settings, clock)
         smtp_server.inbox.refuse = True
 
@@ -151,12 +151,12 @@ class TestRetries:
     async def test_given_up_after_a_day(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
+        relay_sender: MailSender,
     ) -> None:
-        settings = relay_settings(settings, smtp_server.port)
-        sender = MailSender(settings, clock, maker, SMTPRelay(settings))
+        settings, sender = relayed_settings, relay_sender
         await queue(maker, settings, clock)
         smtp_server.inbox.refuse = True
         failed_before = sample("authapi_mail_failed_total")
@@ -179,15 +179,16 @@ class TestRetries:
     async def test_a_permanent_refusal_fails_at_once(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
+        relay_sender: MailSender,
     ) -> None:
-        settings = relay_settings(settings, smtp_server.port)
+        settings, sender = relayed_settings, relay_sender
         await queue(maker, settings, clock)
         smtp_server.inbox.refuse = True
         smtp_server.inbox.refusal = "550 5.1.1 no such mailbox"
-        await MailSender(settings, clock, maker, SMTPRelay(settings)).run_once()
+        await sender.run_once()
         [row] = await rows(maker)
         assert (row.state, row.attempts) == (MailState.FAILED, 1)
         assert row.last_error is not None
@@ -212,17 +213,17 @@ class TestLease:
     async def test_a_crash_mid_send_repeats_the_mail_later_never_loses_it(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
+        relay_sender: MailSender,
     ) -> None:
-        settings = relay_settings(settings, smtp_server.port)
+        settings, survivor = relayed_settings, relay_sender
         crashing: Transport = _CrashingTransport()
         await queue(maker, settings, clock)
         with pytest.raises(_Crash):
             await MailSender(settings, clock, maker, crashing).run_once()
 
-        survivor = MailSender(settings, clock, maker, SMTPRelay(settings))
         assert await survivor.run_once() == 0  # still leased to the dead sender
         clock.advance(30 * 60)
         assert await survivor.run_once() == 1
@@ -234,13 +235,13 @@ class TestSeveralSenders:
     async def test_two_instances_send_each_of_200_mails_once(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
         database_url: str,
     ) -> None:
         assert database_url == POSTGRES_URL
-        settings = relay_settings(settings, smtp_server.port)
+        settings = relayed_settings
         await queue(maker, settings, clock, 200)
         engines = [create_engine(settings) for _ in range(2)]
         try:
@@ -298,13 +299,14 @@ class TestPrune:
     async def test_sent_mail_is_pruned_pending_mail_is_kept(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
+        relay_sender: MailSender,
     ) -> None:
-        settings = relay_settings(settings, smtp_server.port)
+        settings, sender = relayed_settings, relay_sender
         [first] = await queue(maker, settings, clock)
-        await MailSender(settings, clock, maker, SMTPRelay(settings)).run_once()
+        await sender.run_once()
         [second] = await queue(maker, settings, clock)
 
         pruned = await prune.prune(settings, batch_size=10)

@@ -13,7 +13,7 @@ from authapi.mail.delivery import SMTPRelay
 from authapi.mail.models import MailState
 from authapi.mail.sender import BATCH, MailSender
 from tests.support.clock import FakeClock
-from tests.support.mail import SMTPServer, queue, relay_settings, rows
+from tests.support.mail import SMTPServer, queue, rows
 
 
 class _Watching:
@@ -38,13 +38,13 @@ class TestOneConnectionPerPass:
     async def test_every_batch_of_a_pass_goes_over_one_connection(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
+        relay_sender: MailSender,
     ) -> None:
-        settings = relay_settings(settings, smtp_server.port)
+        settings, sender = relayed_settings, relay_sender
         await queue(maker, settings, clock, 2 * BATCH + 5)
-        sender = MailSender(settings, clock, maker, SMTPRelay(settings))
         assert await sender.run_once() == 2 * BATCH + 5
         received = smtp_server.inbox.messages
         assert len({m["Message-ID"] for m in received}) == len(received) == 2 * BATCH + 5
@@ -59,11 +59,11 @@ class TestOneConnectionPerPass:
     async def test_each_result_is_written_before_the_next_mail_is_sent(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
     ) -> None:
-        settings = relay_settings(settings, smtp_server.port)
+        settings = relayed_settings
         await queue(maker, settings, clock, 5)
         watching = _Watching(SMTPRelay(settings), maker)
         assert await MailSender(settings, clock, maker, watching).run_once() == 5
@@ -73,14 +73,15 @@ class TestOneConnectionPerPass:
     async def test_a_refused_mail_does_not_end_the_connection(
         self,
         maker: async_sessionmaker[AsyncSession],
-        settings: Settings,
+        relayed_settings: Settings,
         clock: FakeClock,
         smtp_server: SMTPServer,
+        relay_sender: MailSender,
     ) -> None:
-        settings = relay_settings(settings, smtp_server.port)
+        settings = relayed_settings
         await queue(maker, settings, clock, 3)
         smtp_server.inbox.refuse_to = {"user1@example.com"}
-        assert await MailSender(settings, clock, maker, SMTPRelay(settings)).run_once() == 2
+        assert await relay_sender.run_once() == 2
         assert sorted(m["To"] for m in smtp_server.inbox.messages) == [
             "user0@example.com",
             "user2@example.com",

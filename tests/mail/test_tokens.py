@@ -13,8 +13,8 @@ from authapi.mail import tokens
 from authapi.mail.models import MailToken
 from authapi.mail.tokens import MailTokenKey, Purpose
 from authapi.users.models import User
-from tests.mail.conftest import add_user
 from tests.support.clock import FakeClock
+from tests.support.factories import add_user
 
 KEY = MailTokenKey(b"k" * 32)
 

@@ -13,10 +13,13 @@ from typing import Any
 
 import httpx
 from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi.context import AppContext
+from authapi.db import transaction
 from authapi.sessions.models import LoginSession
 from authapi.users.models import User
+from tests.support.clock import FakeClock
 
 PASSWORD = "correct horse battery"
 _counter = itertools.count()
@@ -168,6 +171,17 @@ def user_row(*, now: datetime, **values: Any) -> User:
         "created_at": now,
     }
     return User(**{**row, **values})
+
+
+async def add_user(
+    maker: async_sessionmaker[AsyncSession], clock: FakeClock, email: str | None = None
+) -> User:
+    """A user (a `user_row`, at the clock's now) committed through `maker`, for tests that
+    build services themselves instead of the app."""
+    user = user_row(now=clock.now(), **({"email": email} if email else {}))
+    async with transaction(maker) as db:
+        db.add(user)
+    return user
 
 
 def session_row(

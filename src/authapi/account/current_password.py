@@ -7,10 +7,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.db import end_read_only_transaction
-from authapi.errors import AccountThrottled, WrongPassword
+from authapi.errors import WrongPassword
+from authapi.ratelimit.refusals import admit_password_attempt
 from authapi.ratelimit.service import RateLimiter
 from authapi.users.models import User
 from authapi.users.passwords import PasswordHasher
@@ -32,22 +32,16 @@ async def check(
     stolen access token must not become a way around the login throttle. The request's
     transaction, which has only read, ends before the hash: the caller's changes go in
     the next one."""
-    try:
-        await limiter.admit_password_attempt(
-            user.email, address=requester.ip, device_cookie=device_cookie
-        )
-    except AccountThrottled as throttled:
-        # Keyed by the id: the limiter's storage holds no addresses.
-        if await limiter.first_refusal(throttled.limit, str(user.id)):
-            audit.record(
-                db,
-                audit.Event.RATE_LIMITED,
-                at=now,
-                requester=requester,
-                user_id=user.id,
-                detail=throttled.limit,
-            )
-        raise
+    await admit_password_attempt(
+        db,
+        limiter,
+        user.email,
+        audit_key=str(user.id),  # the id: the limiter's storage holds no addresses
+        user_id=user.id,
+        now=now,
+        requester=requester,
+        device_cookie=device_cookie,
+    )
     await end_read_only_transaction(db)
     async with hasher.slot():
         matches, _ = await hasher.verify(password, user.password_hash)

@@ -16,7 +16,6 @@ from authapi.audit import service as audit
 from authapi.auth_methods import AuthMethods
 from authapi.client_address import Requester
 from authapi.errors import (
-    AccountThrottled,
     AuthenticationRequired,
     EmailNotVerified,
     InvalidGrant,
@@ -27,7 +26,7 @@ from authapi.errors import (
     RefreshTokenReused,
 )
 from authapi.oauth.schemas import TokenResponse
-from authapi.ratelimit.refusals import audit_refusal
+from authapi.ratelimit.refusals import admit_password_attempt, audit_refusal
 from authapi.ratelimit.service import SESSION_LIMIT, RateLimiter
 from authapi.sessions import rotation
 from authapi.sessions import service as sessions
@@ -130,23 +129,17 @@ async def password_grant(
 ) -> Issued:
     granted = resolve_scope(scope, allowed_scopes)
     account = users.login_name(username)
-    try:
-        # Counted before the hash is verified, so concurrent guesses cannot overtake it.
-        await limiter.admit_password_attempt(
-            account, address=requester.ip, device_cookie=device_cookie
-        )
-    except AccountThrottled as throttled:
-        if await limiter.first_refusal(throttled.limit, account):
-            user_id = await users.id_for_email(db, account)
-            audit.record(
-                db,
-                audit.Event.RATE_LIMITED,
-                at=now,
-                requester=requester,
-                user_id=user_id,
-                detail=throttled.limit,
-            )
-        raise
+    # Counted before the hash is verified, so concurrent guesses cannot overtake it.
+    await admit_password_attempt(
+        db,
+        limiter,
+        account,
+        audit_key=account,
+        user_id=lambda: users.id_for_email(db, account),
+        now=now,
+        requester=requester,
+        device_cookie=device_cookie,
+    )
     try:
         user = await users.authenticate(db, hasher, email=account, password=password)
     except LoginFailed as exc:
