@@ -27,7 +27,7 @@ from authapi.errors import (
 )
 from authapi.oauth.schemas import TokenResponse
 from authapi.ratelimit.refusals import admit_password_attempt, audit_refusal
-from authapi.ratelimit.service import SESSION_LIMIT, RateLimiter
+from authapi.ratelimit.service import SESSION_LIMIT, RateLimiter, account_key
 from authapi.sessions import rotation
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
@@ -134,7 +134,7 @@ async def password_grant(
         db,
         limiter,
         account,
-        audit_key=account,
+        audit_key=account_key(account),  # a digest: the storage holds no addresses
         user_id=lambda: users.id_for_email(db, account),
         now=now,
         requester=requester,
