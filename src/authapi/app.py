@@ -35,6 +35,9 @@ from authapi.mail import outbox
 from authapi.mail.delivery import transport_for
 from authapi.mail.sender import MailSender
 from authapi.mail.tokens import MailTokenKey
+from authapi.mfa.codes import CodeChecker
+from authapi.mfa.recovery_codes import RecoveryCodeKey
+from authapi.mfa.router import router as mfa_router
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
@@ -106,6 +109,7 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
     verified_tokens = VerifiedTokens(access_tokens.verify)
     refresh_token_key = load_refresh_token_key(settings)
     refresh_tokens = RefreshTokenCodec(refresh_token_key)
+    rate_limiter = RateLimiter(settings, DeviceCookies(refresh_token_key))
     # Every transaction that revokes sessions adds them here when it commits.
     mail_queued = asyncio.Event()  # and one that queued mail wakes the sender
     sessionmaker = create_sessionmaker(
@@ -125,7 +129,7 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         refresh_tokens=refresh_tokens,
         token_issuer=TokenIssuer(access_tokens, refresh_tokens),
         session_policy=SessionPolicy.from_settings(settings),
-        rate_limiter=RateLimiter(settings, DeviceCookies(refresh_token_key)),
+        rate_limiter=rate_limiter,
         revoked_sessions=revoked_sessions,
         revocation_feed=RevocationFeed(settings, clock, engine, revoked_sessions),
         # A removed key's tokens must not verify from the cache either.
@@ -136,6 +140,8 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
             settings, clock, sessionmaker, transport_for(settings), wakeup=mail_queued
         ),
         mail_tokens=MailTokenKey(refresh_token_key),
+        kek=kek,
+        codes=CodeChecker(settings, kek, RecoveryCodeKey(refresh_token_key), rate_limiter),
         relying_party=relying_party,
     )
 
@@ -226,6 +232,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         sessions_router,
         audit_router,
         admin_users_router,
+        mfa_router,
         passkeys_router,
         health.router,
     ):

@@ -13,6 +13,7 @@ from authapi.config import Settings
 from authapi.expiring import ExpiringCache
 from authapi.mail.sender import MailSender
 from authapi.mail.tokens import MailTokenKey
+from authapi.mfa.codes import CodeChecker
 from authapi.oauth.service import TokenIssuer
 from authapi.passkeys.relying_party import RelyingParty
 from authapi.ratelimit.service import RateLimiter
@@ -46,5 +47,9 @@ class AppContext:
     signing_keys: SigningKeyReloader
     mail_sender: MailSender
     mail_tokens: MailTokenKey
+    # The key-encryption key (signing/sealing.py): the signing keys' and the TOTP secrets'.
+    kek: bytes
+    # Second-factor codes (mfa/codes.py): TOTP and recovery codes.
+    codes: CodeChecker
     # Passkeys' WebAuthn relying party; None where the RP ID would be an IP address.
     relying_party: RelyingParty | None = None

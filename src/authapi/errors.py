@@ -217,6 +217,31 @@ class WrongPassword(DomainError):
     description = "The current password is wrong."
 
 
+class WrongCode(WrongPassword, KeepsChanges):
+    """A wrong second factor (TOTP or recovery code, passkey assertion) (kept: the
+    attempt and the failure count stay counted). On /token it is invalid_grant."""
+
+    description = "The second factor is wrong."
+
+
+class StepUpRequired(DomainError):
+    """A sensitive change of a user with a second factor came with the password only."""
+
+    status_code = 403
+    error = "mfa_required"
+    description = (
+        "This change needs a second factor too: `otp` (a TOTP or recovery code) or `passkey`."
+    )
+
+
+class TotpState(DomainError):
+    """TOTP enrolment asked in the wrong state: already on, or nothing to confirm."""
+
+    status_code = 409
+    error = "totp_state"
+    description = "TOTP is already on."
+
+
 class AccountDisabled(DomainError):
     """An admin asked for a reset link for a disabled account, whose link would be
     refused: enable the account first."""

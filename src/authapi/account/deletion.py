@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi.account import current_password, mails
+from authapi.account import mails
 from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
@@ -35,12 +36,13 @@ from authapi.errors import InvalidToken, LastAdmin
 from authapi.mail.messages import MailTemplate
 from authapi.mail.models import MailToken, OutboxMail
 from authapi.mail.tokens import Purpose
-from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.registry import CLOCK_SKEW_MARGIN
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
 from authapi.users.models import User
-from authapi.users.passwords import PasswordHasher
+
+if TYPE_CHECKING:  # at run time it would import this module back
+    from authapi.mfa.step_up import StepUp
 
 
 async def _lock_with_admins(db: AsyncSession, user_id: uuid.UUID) -> list[User]:
@@ -59,28 +61,16 @@ async def _lock_with_admins(db: AsyncSession, user_id: uuid.UUID) -> list[User]:
 
 async def delete_account(
     db: AsyncSession,
-    hasher: PasswordHasher,
-    limiter: RateLimiter,
     settings: Settings,
     user: User,
     *,
-    password: str,
+    proof: StepUp,
     session_id: uuid.UUID,
     now: datetime,
     requester: Requester,
-    device_cookie: str | None,
 ) -> None:
     """After the current password, delete the account and end every session of it."""
-    await current_password.check(
-        db,
-        hasher,
-        limiter,
-        user,
-        password,
-        now=now,
-        requester=requester,
-        device_cookie=device_cookie,
-    )
+    await proof.check(db, user, now=now, requester=requester)
     locked = await _lock_with_admins(db, user.id)
     me = next((row for row in locked if row.id == user.id), None)
     if me is None or not me.is_active:

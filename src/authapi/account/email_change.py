@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from authapi.account import current_password, mails
+from authapi.account import mails
 from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
@@ -37,7 +38,9 @@ from authapi.ratelimit.service import RateLimiter
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
 from authapi.users.models import User
-from authapi.users.passwords import PasswordHasher
+
+if TYPE_CHECKING:  # at run time it would import this module back
+    from authapi.mfa.step_up import StepUp
 
 
 async def _taken(db: AsyncSession, email: str) -> bool:
@@ -46,18 +49,16 @@ async def _taken(db: AsyncSession, email: str) -> bool:
 
 async def request_change(
     db: AsyncSession,
-    hasher: PasswordHasher,
     limiter: RateLimiter,
     key: MailTokenKey,
     settings: Settings,
     user: User,
     *,
     new_email: str,
-    password: str,
+    proof: StepUp,
     session_id: uuid.UUID,
     now: datetime,
     requester: Requester,
-    device_cookie: str | None,
 ) -> None:
     """POST /users/me/email, `new_email` normalised: after the current password, mail
     the confirmation link to the new address and the notice to the old one. An earlier
@@ -65,16 +66,7 @@ async def request_change(
     if new_email == user.email:
         # Nothing to confirm. Said before the password is asked: the caller knows it.
         raise InvalidRequest("The new address is the current one.")
-    await current_password.check(
-        db,
-        hasher,
-        limiter,
-        user,
-        password,
-        now=now,
-        requester=requester,
-        device_cookie=device_cookie,
-    )
+    await proof.check(db, user, now=now, requester=requester)
     # Locked (on PostgreSQL) and read again: concurrent requests of one user follow one
     # another, so exactly the last one's link stays valid, and bound to today's address.
     locked = await db.get(User, user.id, with_for_update=True, populate_existing=True)

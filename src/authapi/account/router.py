@@ -23,10 +23,12 @@ from authapi.errors import (
     LastAdmin,
     RateLimited,
     ServiceUnavailable,
+    StepUpRequired,
     WrongPassword,
     responses,
 )
-from authapi.ratelimit.dependencies import limit_by_address, read_device_cookie
+from authapi.mfa.dependencies import step_up
+from authapi.ratelimit.dependencies import limit_by_address
 from authapi.users import service as users
 from authapi.users.dependencies import CurrentUser
 from authapi.users.schemas import UserOut
@@ -99,6 +101,7 @@ async def verify_email(
             *AUTH_ERRORS,
             InvalidRequest,
             WrongPassword,
+            StepUpRequired,
             EmailTaken,
             RateLimited,
             ServiceUnavailable,
@@ -125,17 +128,15 @@ async def change_email(
     new address is the current one."""
     await email_change.request_change(
         db,
-        context.hasher,
         context.rate_limiter,
         context.mail_tokens,
         context.settings,
         user,
         new_email=body.new_email,
-        password=body.current_password,
+        proof=step_up(context, request, body.current_password, body),
         session_id=caller.session_id,
         now=now,
         requester=requester,
-        device_cookie=read_device_cookie(request, context.settings),
     )
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
@@ -148,6 +149,7 @@ async def change_email(
         *AUTH_ERRORS,
         InvalidRequest,
         WrongPassword,
+        StepUpRequired,
         LastAdmin,
         RateLimited,
         ServiceUnavailable,
@@ -172,15 +174,12 @@ async def delete_account(
     notice is mailed to it. 409 for the last active admin."""
     await deletion.delete_account(
         db,
-        context.hasher,
-        context.rate_limiter,
         context.settings,
         user,
-        password=body.current_password,
+        proof=step_up(context, request, body.current_password, body),
         session_id=caller.session_id,
         now=now,
         requester=requester,
-        device_cookie=read_device_cookie(request, context.settings),
     )
     users.forget_profiles(db, context.profiles, user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from authapi.mfa.fields import SecondFactor
 from authapi.plain_text import NO_CONTROLS
 from authapi.users.schemas import Email, Password
 
@@ -39,14 +40,14 @@ class PasswordReset(BaseModel):
     new_password: Password
 
 
-class EmailChange(BaseModel):
+class EmailChange(SecondFactor):
     model_config = ConfigDict(extra="forbid")
 
     new_email: Email
     current_password: CurrentPassword
 
 
-class AccountDeletion(BaseModel):
+class AccountDeletion(SecondFactor):
     model_config = ConfigDict(extra="forbid")
 
     current_password: CurrentPassword

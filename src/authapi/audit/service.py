@@ -48,6 +48,13 @@ class Event(enum.StrEnum):
     PASSKEY_ADDED = "passkey_added"
     PASSKEY_REMOVED = "passkey_removed"
     PASSKEY_COUNTER_REGRESSED = "passkey_counter_regressed"
+    # Codes (mfa/). Never a secret or a code in the detail.
+    TOTP_ENABLED = "totp_enabled"
+    TOTP_DISABLED = "totp_disabled"
+    RECOVERY_CODE_USED = "recovery_code_used"
+    RECOVERY_CODES_REPLACED = "recovery_codes_replaced"
+    SECOND_FACTOR_FAILED = "second_factor_failed"
+    SECOND_FACTORS_OFF = "second_factors_off"  # the last one went (detail: by_admin)
 
 
 def record(

@@ -34,6 +34,8 @@ class MailTemplate(enum.StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a template's name; link, expires_in
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a template's name
     ACCOUNT_DELETED = "account_deleted"
+    RECOVERY_CODE_USED = "recovery_code_used"  # remaining: how many codes are left
+    SECOND_FACTORS_OFF = "second_factors_off"  # by_whom: "you" or "an administrator"
 
 
 def _read(settings: Settings, name: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from authapi.access_tokens.dependencies import CurrentCaller
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
 from authapi.errors import (
     AuthenticationRequired,
@@ -19,9 +20,11 @@ from authapi.errors import (
     PasskeyTaken,
     RateLimited,
     ServiceUnavailable,
+    StepUpRequired,
     WrongPassword,
     responses,
 )
+from authapi.mfa.dependencies import step_up
 from authapi.passkeys import login, registration, service
 from authapi.passkeys.dependencies import CurrentRelyingParty, relying_party
 from authapi.passkeys.schemas import (
@@ -30,7 +33,7 @@ from authapi.passkeys.schemas import (
     PasskeyRegistration,
     PasskeyRemoval,
 )
-from authapi.ratelimit.dependencies import limit_by_address, read_device_cookie
+from authapi.ratelimit.dependencies import limit_by_address
 from authapi.users.dependencies import CurrentUser
 
 router = APIRouter(tags=["passkeys"])
@@ -122,6 +125,7 @@ async def list_passkeys(user: CurrentUser, db: DbSession) -> list[PasskeyOut]:
         *AUTH_ERRORS,
         InvalidRequest,
         WrongPassword,
+        StepUpRequired,
         NotFound,
         RateLimited,
         ServiceUnavailable,
@@ -135,24 +139,25 @@ async def remove(
     passkey_id: uuid.UUID,
     body: PasskeyRemoval,
     user: CurrentUser,
+    caller: CurrentCaller,
     context: Context,
     db: DbSession,
     now: Now,
     requester: CurrentRequester,
 ) -> Response:
-    """Remove one of the caller's passkeys (404 for anyone else's); the current
-    password is asked again."""
+    """Remove one of the caller's passkeys (404 for anyone else's): the current
+    password asked again, and a second factor (this passkey or another, or a code). If
+    it was the last factor, the other sessions end and a notice is mailed."""
     await service.remove(
         db,
-        context.hasher,
-        context.rate_limiter,
+        context.settings,
         context.profiles,
+        step_up(context, request, body.current_password, body),
         user,
         passkey_id,
-        current_password=body.current_password,
+        session_id=caller.session_id,
         now=now,
         requester=requester,
-        device_cookie=read_device_cookie(request, context.settings),
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -9,12 +9,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from authapi.account.schemas import CurrentPassword
-from authapi.passkeys.credentials import MAX_CREDENTIAL_CHARS
+from authapi.mfa.fields import Credential, SecondFactor
 from authapi.plain_text import NO_CONTROLS
 
-# The JSON of `PublicKeyCredential.toJSON()`, as a string (as the passkey grant's form
-# field carries it too); read by passkeys/credentials.py.
-Credential = Annotated[str, Field(min_length=2, max_length=MAX_CREDENTIAL_CHARS), NO_CONTROLS]
 PasskeyName = Annotated[str, Field(min_length=1, max_length=64), NO_CONTROLS]
 # An mfa_token of the MFA grant (mfa_ + 43 characters); its length bounds the lookup.
 MfaToken = Annotated[str, Field(min_length=1, max_length=128), NO_CONTROLS]
@@ -27,7 +24,7 @@ class PasskeyRegistration(BaseModel):
     name: PasskeyName | None = None
 
 
-class PasskeyRemoval(BaseModel):
+class PasskeyRemoval(SecondFactor):
     """The step-up of a sensitive change: the current password (and, with MFA on, a
     second factor)."""
 

@@ -11,29 +11,31 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from webauthn import verify_authentication_response
 
 from authapi import auth_methods
-from authapi.account import current_password as password_check
 from authapi.audit import service as audit
 from authapi.client_address import Requester
+from authapi.config import Settings
 from authapi.errors import InvalidRequest, NotFound, PasskeyRefused
 from authapi.expiring import ExpiringCache
 from authapi.mfa import factors
+from authapi.mfa.turned_off import all_factors_off
 from authapi.passkeys import challenges, credentials
 from authapi.passkeys.challenges import ChallengeRefused, Purpose
 from authapi.passkeys.credentials import WEBAUTHN_FAILURES, MalformedCredential
 from authapi.passkeys.models import Passkey
 from authapi.passkeys.relying_party import RelyingParty
-from authapi.ratelimit.service import RateLimiter
 from authapi.users import service as users
 from authapi.users.models import User
-from authapi.users.passwords import PasswordHasher
 from authapi.users.schemas import UserOut
+
+if TYPE_CHECKING:  # at run time it would import this module back
+    from authapi.mfa.step_up import StepUp
 
 
 @dataclass(frozen=True)
@@ -165,31 +167,20 @@ async def delete_passkey(db: AsyncSession, user_id: uuid.UUID, passkey_id: uuid.
 
 async def remove(
     db: AsyncSession,
-    hasher: PasswordHasher,
-    limiter: RateLimiter,
+    settings: Settings,
     profiles: ExpiringCache[str, UserOut],
+    proof: StepUp,
     user: User,
     passkey_id: uuid.UUID,
     *,
-    current_password: str,
+    session_id: uuid.UUID,
     now: datetime,
     requester: Requester,
-    device_cookie: str | None,
 ) -> None:
-    """Remove one of the user's passkeys, after the current password (a stolen access
-    token alone must not take a factor away)."""
-    await password_check.check(
-        db,
-        hasher,
-        limiter,
-        user,
-        current_password,
-        now=now,
-        requester=requester,
-        device_cookie=device_cookie,
-    )
+    """Remove one of the user's passkeys, after the step-up (a stolen access token
+    alone must not take a factor away); if it was the last factor, all_factors_off."""
+    await proof.check(db, user, now=now, requester=requester)
     await delete_passkey(db, user.id, passkey_id)
-    await factors.refresh_flag(db, user.id)
     users.forget_profiles(db, profiles, user.id)
     audit.record(
         db,
@@ -199,3 +190,13 @@ async def remove(
         user_id=user.id,
         detail=str(passkey_id),
     )
+    if not await factors.refresh_flag(db, user.id):
+        await all_factors_off(
+            db,
+            settings,
+            user,
+            keep_session=session_id,
+            by_admin=False,
+            now=now,
+            requester=requester,
+        )

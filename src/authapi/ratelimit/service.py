@@ -55,7 +55,8 @@ LOGIN_LIMIT = "login_failures"  # per (account, device or address)
 ACCOUNT_LIMIT = "login_account"  # per account
 SESSION_LIMIT = "refresh_session"  # per refresh-token session
 RECIPIENT_LIMIT = "mail_recipient"  # per address mail is sent to
-OTHER_LIMITS = (LOGIN_LIMIT, ACCOUNT_LIMIT, SESSION_LIMIT, RECIPIENT_LIMIT)
+OTP_LIMIT = "otp"  # second-factor codes per account
+OTHER_LIMITS = (LOGIN_LIMIT, ACCOUNT_LIMIT, SESSION_LIMIT, RECIPIENT_LIMIT, OTP_LIMIT)
 
 _IPV6_SUBSCRIBER_PREFIX = 64
 
@@ -106,6 +107,7 @@ class RateLimiter:
         self._login_account = limits.parse(settings.rate_limit_login_account)
         self._refresh_session = limits.parse(settings.rate_limit_refresh)
         self._mail_recipient = limits.parse(settings.rate_limit_mail_recipient)
+        self._otp = limits.parse(settings.rate_limit_otp)
         self._one_a_minute = limits.parse("1/minute")
 
     async def _wait(self, item: limits.RateLimitItem, *key: str, count: bool) -> int | None:
@@ -150,6 +152,15 @@ class RateLimiter:
         if wait is not None:
             metrics.count_rate_limited(ACCOUNT_LIMIT)
             raise AccountThrottled(retry_after=wait, limit=ACCOUNT_LIMIT)
+
+    async def admit_otp_attempt(self, user_id: str) -> None:
+        """Count one second-factor code of the account before it is checked; raise
+        AccountThrottled if its budget is used up (apart from the password limits: a
+        right password must not buy more guesses at the code)."""
+        wait = await self._wait(self._otp, "otp", user_id, count=True)
+        if wait is not None:
+            metrics.count_rate_limited(OTP_LIMIT)
+            raise AccountThrottled(retry_after=wait, limit=OTP_LIMIT)
 
     def device_cookie(self, account: str, presented: str | None) -> str:
         """The device cookie to set after a successful password grant: the client's

@@ -26,6 +26,7 @@ class RevokeReason(enum.StrEnum):
     ROLE_CHANGED = "role_changed"
     EMAIL_CHANGED = "email_changed"  # the change confirmed (account/email_change.py)
     ACCOUNT_DELETED = "account_deleted"
+    SECOND_FACTORS_OFF = "second_factors_off"  # the last second factor removed
 
 
 class LoginSession(Base):

@@ -63,24 +63,38 @@ def load_key_encryption_key(settings: Settings) -> bytes:
         raise KeyConfigError(f"{path}: not a usable key-encryption key: {exc}") from None
 
 
+def seal_bytes(kek: bytes, aad: bytes, plaintext: bytes) -> bytes:
+    """`plaintext` sealed under the KEK, bound to `aad` (it opens only with the same)."""
+    nonce = os.urandom(_NONCE_SIZE)
+    return bytes([_VERSION]) + nonce + AESGCM(kek).encrypt(nonce, plaintext, aad)
+
+
+def unseal_bytes(kek: bytes, aad: bytes, sealed: bytes) -> bytes:
+    """What `seal_bytes` sealed; ValueError for an unknown format, InvalidTag for
+    another KEK or another `aad`."""
+    if len(sealed) < 1 + _NONCE_SIZE or sealed[0] != _VERSION:
+        raise ValueError("unknown format of a sealed value")
+    nonce, body = sealed[1 : 1 + _NONCE_SIZE], sealed[1 + _NONCE_SIZE :]
+    return AESGCM(kek).decrypt(nonce, body, aad)
+
+
 def seal(kek: bytes, kid: str, private_key: PrivateKey) -> bytes:
     plaintext = private_key.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    nonce = os.urandom(_NONCE_SIZE)
-    sealed = AESGCM(kek).encrypt(nonce, plaintext, kid.encode())
-    return bytes([_VERSION]) + nonce + sealed
+    return seal_bytes(kek, kid.encode(), plaintext)
 
 
 def unseal(kek: bytes, kid: str, sealed: bytes) -> PrivateKey:
     """The private key sealed for `kid`; KeyConfigError if this KEK does not open it."""
-    if len(sealed) < 1 + _NONCE_SIZE or sealed[0] != _VERSION:
-        raise KeyConfigError(f"signing key {kid}: unknown format of the stored private key")
-    nonce, body = sealed[1 : 1 + _NONCE_SIZE], sealed[1 + _NONCE_SIZE :]
     try:
-        plaintext = AESGCM(kek).decrypt(nonce, body, kid.encode())
+        plaintext = unseal_bytes(kek, kid.encode(), sealed)
+    except ValueError:
+        raise KeyConfigError(
+            f"signing key {kid}: unknown format of the stored private key"
+        ) from None
     except InvalidTag:
         raise KeyConfigError(
             f"cannot decrypt the private part of signing key {kid}: "

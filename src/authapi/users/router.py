@@ -11,11 +11,13 @@ from authapi.errors import (
     InvalidToken,
     RateLimited,
     ServiceUnavailable,
+    StepUpRequired,
     WrongPassword,
     responses,
 )
+from authapi.mfa.dependencies import step_up
 from authapi.openapi import user_links
-from authapi.ratelimit.dependencies import limit_by_address, read_device_cookie
+from authapi.ratelimit.dependencies import limit_by_address
 from authapi.users import service
 from authapi.users.dependencies import CurrentUser
 from authapi.users.schemas import PasswordChange, UserCreate, UserOut
@@ -82,6 +84,7 @@ async def me(caller: CurrentCaller, context: Context) -> UserOut:
         *AUTH_ERRORS,
         InvalidRequest,
         WrongPassword,
+        StepUpRequired,
         RateLimited,
         ServiceUnavailable,
         body=True,
@@ -104,14 +107,12 @@ async def change_password(
     await service.change_password(
         db,
         context.hasher,
-        context.rate_limiter,
         context.settings,
         user,
-        current=body.current_password,
+        proof=step_up(context, request, body.current_password, body),
         new=body.new_password,
         session_id=caller.session_id,
         now=now,
         requester=requester,
-        device_cookie=read_device_cookie(request, context.settings),
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from typing import Annotated
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
+from authapi.mfa.fields import SecondFactor
 from authapi.plain_text import ALLOWED_CHARACTERS, NO_CONTROLS
 from authapi.users.emails import MAX_EMAIL_LENGTH, normalize_email
 from authapi.users.models import ROLES
@@ -73,7 +74,7 @@ class UserCreate(BaseModel):
     password: Password
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(SecondFactor):
     model_config = ConfigDict(extra="forbid")
 
     # The current one is checked, not validated: it may predate today's length rules.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi.access_tokens.service import Caller
-from authapi.account import current_password, mails
+from authapi.account import mails
 from authapi.audit import service as audit
 from authapi.client_address import Requester
 from authapi.config import Settings
@@ -20,13 +21,15 @@ from authapi.errors import EmailTaken, InvalidToken, LoginFailed
 from authapi.expiring import ExpiringCache
 from authapi.mail.messages import MailTemplate
 from authapi.mail.tokens import MailTokenKey, Purpose
-from authapi.ratelimit.service import RateLimiter
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
 from authapi.users.emails import normalize_email
 from authapi.users.models import User
 from authapi.users.passwords import PasswordHasher
 from authapi.users.schemas import UserOut
+
+if TYPE_CHECKING:  # at run time it would import this module back
+    from authapi.mfa.step_up import StepUp
 
 
 async def create_user(
@@ -161,30 +164,19 @@ def forget_profiles(
 async def change_password(
     db: AsyncSession,
     hasher: PasswordHasher,
-    limiter: RateLimiter,
     settings: Settings,
     user: User,
     *,
-    current: str,
+    proof: StepUp,
     new: str,
     session_id: uuid.UUID,
     now: datetime,
     requester: Requester,
-    device_cookie: str | None,
 ) -> None:
     """Change a user's password from their session `session_id`: the current password
     asked again (account/current_password.py: throttled like a login), every other
     session of the user ended, the change recorded and a notice mailed."""
-    await current_password.check(
-        db,
-        hasher,
-        limiter,
-        user,
-        current,
-        now=now,
-        requester=requester,
-        device_cookie=device_cookie,
-    )
+    await proof.check(db, user, now=now, requester=requester)
     async with hasher.slot():
         new_hash = await hasher.hash(new)
     user.password_hash = new_hash
