@@ -19,7 +19,7 @@ from tests.support.mail import Mailbox, text_of
 
 
 async def profile(client: httpx.AsyncClient, tokens: dict[str, object]) -> dict[str, object]:
-    response = await client.get("/users/me", headers=bearer(tokens))  # type: ignore[arg-type]
+    response = await client.get("/users/me", headers=bearer(tokens))
     assert response.status_code == 200
     body: dict[str, object] = response.json()
     return body
