@@ -14,7 +14,7 @@ import pytest
 from authapi.context import AppContext
 from tests.passkeys.helpers import add_passkey, creation_options, events, registered
 from tests.support.authenticator import SoftwareAuthenticator, b64url
-from tests.support.factories import PASSWORD, bearer, registered_login
+from tests.support.factories import PASSWORD, bearer, login, refresh_works, registered_login
 
 
 async def post_credential(
@@ -194,19 +194,31 @@ class TestRegistration:
 
 
 class TestRemoval:
-    async def test_remove_with_the_current_password(
+    async def test_remove_with_the_password_and_a_passkey(
         self, client: httpx.AsyncClient, context: AppContext
     ) -> None:
-        _, tokens = await registered_login(client)
-        await registered(client, tokens)
+        # A passkey is a second factor: removing one asks the password and a factor.
+        user, tokens = await registered_login(client)
+        other_session = await login(client, user["email"])
+        authenticator = await registered(client, tokens)
         [passkey] = (await client.get("/users/me/passkeys", headers=bearer(tokens))).json()
         path = f"/users/me/passkeys/{passkey['id']}"
         wrong = await client.request(
             "DELETE", path, json={"current_password": "wrong one"}, headers=bearer(tokens)
         )
         assert wrong.status_code == 403
-        response = await client.request(
+        alone = await client.request(
             "DELETE", path, json={"current_password": PASSWORD}, headers=bearer(tokens)
+        )
+        assert alone.status_code == 403
+        assert alone.json()["error"] == "mfa_required"
+        options = await client.post("/users/me/passkeys/step-up-options", headers=bearer(tokens))
+        assertion = json.dumps(authenticator.sign_in(options.json()))
+        response = await client.request(
+            "DELETE",
+            path,
+            json={"current_password": PASSWORD, "passkey": assertion},
+            headers=bearer(tokens),
         )
         assert response.status_code == 204, response.text
         assert (await client.get("/users/me/passkeys", headers=bearer(tokens))).json() == []
@@ -214,6 +226,9 @@ class TestRemoval:
             "mfa_enabled"
         ] is False
         assert [e.detail for e in await events(context, "passkey_removed")] == [passkey["id"]]
+        # The last factor went: the other sessions end, this one stays.
+        assert await refresh_works(client, tokens)
+        assert not await refresh_works(client, other_session)
 
     async def test_another_users_or_an_unknown_passkey_is_not_found(
         self, client: httpx.AsyncClient
