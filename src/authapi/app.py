@@ -35,6 +35,7 @@ from authapi.mail import outbox
 from authapi.mail.delivery import transport_for
 from authapi.mail.sender import MailSender
 from authapi.mail.tokens import MailTokenKey
+from authapi.mfa.tokens import MfaTokenKey
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
@@ -132,6 +133,7 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
             settings, clock, sessionmaker, transport_for(settings), wakeup=mail_queued
         ),
         mail_tokens=MailTokenKey(refresh_token_key),
+        mfa_tokens=MfaTokenKey(refresh_token_key),
     )
 
 

@@ -217,6 +217,8 @@ def cmd_prune(args: argparse.Namespace) -> None:
     )
     print(f"deleted {pruned.mails} sent or failed mails")  # noqa: T201
     print(f"deleted {pruned.mail_tokens} expired mail tokens")  # noqa: T201
+    print(f"deleted {pruned.mfa_tokens} expired mfa tokens")  # noqa: T201
+    print(f"deleted {pruned.passkey_challenges} expired passkey challenges")  # noqa: T201
 
 
 def cmd_mail(args: argparse.Namespace) -> None:

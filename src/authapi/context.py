@@ -13,6 +13,8 @@ from authapi.config import Settings
 from authapi.expiring import ExpiringCache
 from authapi.mail.sender import MailSender
 from authapi.mail.tokens import MailTokenKey
+from authapi.mfa.second_factor import CodeVerifier
+from authapi.mfa.tokens import MfaTokenKey
 from authapi.oauth.service import TokenIssuer
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
@@ -45,3 +47,7 @@ class AppContext:
     signing_keys: SigningKeyReloader
     mail_sender: MailSender
     mail_tokens: MailTokenKey
+    mfa_tokens: MfaTokenKey
+    # The TOTP and recovery-code check (engineer "codes" sets it; until then the MFA
+    # grant answers that codes are not supported yet).
+    codes: CodeVerifier | None = None

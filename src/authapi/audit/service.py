@@ -44,6 +44,9 @@ class Event(enum.StrEnum):
     EMAIL_CHANGED = "email_changed"
     # Kept after the account is gone, with its id only (no address).
     ACCOUNT_DELETED = "account_deleted"
+    # Second factors (mfa/): a login asked for one, a wrong one (or a dead mfa_token).
+    MFA_CHALLENGED = "mfa_challenged"
+    MFA_FAILED = "mfa_failed"
 
 
 def record(
