@@ -47,6 +47,7 @@ class Event(enum.StrEnum):
     # Second factors (mfa/): a login asked for one, a wrong one (or a dead mfa_token).
     MFA_CHALLENGED = "mfa_challenged"
     MFA_FAILED = "mfa_failed"
+    MFA_REMOVED_BY_ADMIN = "mfa_removed_by_admin"  # or by the operator's CLI
 
 
 def record(
