@@ -38,6 +38,7 @@ from authapi.mail.tokens import MailTokenKey
 from authapi.mfa.codes import CodeChecker
 from authapi.mfa.recovery_codes import RecoveryCodeKey
 from authapi.mfa.router import router as mfa_router
+from authapi.mfa.tokens import MfaTokenKey
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
 from authapi.oauth.router import router as oauth_router
@@ -142,6 +143,7 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         mail_tokens=MailTokenKey(refresh_token_key),
         kek=kek,
         codes=CodeChecker(settings, kek, RecoveryCodeKey(refresh_token_key), rate_limiter),
+        mfa_tokens=MfaTokenKey(refresh_token_key),
         relying_party=relying_party,
     )
 

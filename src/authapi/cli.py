@@ -24,6 +24,7 @@ from authapi.issuer import commands as issuer_commands
 from authapi.issuer.addresses import issuer_for_listen_address
 from authapi.listen_address import AddressUnusable, check_address_free
 from authapi.mail import commands as mail_commands
+from authapi.mfa import commands as mfa_commands
 from authapi.passkeys import relying_party
 from authapi.passkeys.relying_party import RelyingPartyError
 from authapi.sessions.rotation import load_refresh_token_key
@@ -223,6 +224,8 @@ def cmd_prune(args: argparse.Namespace) -> None:
     )
     print(f"deleted {pruned.mails} sent or failed mails")  # noqa: T201
     print(f"deleted {pruned.mail_tokens} expired mail tokens")  # noqa: T201
+    print(f"deleted {pruned.mfa_tokens} expired mfa tokens")  # noqa: T201
+    print(f"deleted {pruned.passkey_challenges} expired passkey challenges")  # noqa: T201
 
 
 def cmd_mail(args: argparse.Namespace) -> None:
@@ -232,6 +235,20 @@ def cmd_mail(args: argparse.Namespace) -> None:
         raise CommandError("the database schema is not current: run `authapi migrate` first")
     sent = mail_commands.run(settings, args)
     print(f"sent {sent} mails")  # noqa: T201
+
+
+def cmd_mfa_reset(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if not asyncio.run(_schema_is_current(settings)):
+        raise CommandError("the database schema is not current: run `authapi migrate` first")
+    removed = asyncio.run(mfa_commands.reset(settings, args.email))
+    if removed is None:
+        raise CommandError(f"no user with email {args.email}")
+    print(  # noqa: T201
+        f"removed {removed.totp} TOTP authenticator(s), {removed.recovery_codes} recovery "
+        f"codes and {removed.passkeys} passkeys of {args.email}; "
+        f"ended {removed.sessions} sessions"
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -304,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_parser(commands, cmd_keys)
     issuer_commands.add_parser(commands, cmd_issuer)
     mail_commands.add_parser(commands, cmd_mail)
+    mfa_commands.add_parser(commands, cmd_mfa_reset)
     return parser
 
 

@@ -14,6 +14,7 @@ from authapi.expiring import ExpiringCache
 from authapi.mail.sender import MailSender
 from authapi.mail.tokens import MailTokenKey
 from authapi.mfa.codes import CodeChecker
+from authapi.mfa.tokens import MfaTokenKey
 from authapi.oauth.service import TokenIssuer
 from authapi.passkeys.relying_party import RelyingParty
 from authapi.ratelimit.service import RateLimiter
@@ -51,5 +52,7 @@ class AppContext:
     kek: bytes
     # Second-factor codes (mfa/codes.py): TOTP and recovery codes.
     codes: CodeChecker
+    # The MFA grant's mfa_tokens (mfa/tokens.py).
+    mfa_tokens: MfaTokenKey
     # Passkeys' WebAuthn relying party; None where the RP ID would be an IP address.
     relying_party: RelyingParty | None = None

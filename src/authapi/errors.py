@@ -17,6 +17,8 @@ the refusal goes out.
   | + LoginFailed (kept)            400 invalid_grant, recorded in the audit trail
   | + EmailNotVerified (kept)       400 invalid_grant, AUTHAPI_REQUIRE_VERIFIED_EMAIL
   | + PasskeyRefused (kept)         400 invalid_grant, an assertion refused, its challenge used
+  | + SecondFactorRefused (kept)    400 invalid_grant, the MFA grant's attempt counted
+  + MfaRequired (kept)              400 mfa_required, with mfa_token and mfa_methods
   + UnsupportedGrantType            400 unsupported_grant_type
   + InvalidScope                    400 invalid_scope
   + WrongPassword                   403 invalid_credentials, a wrong current password
@@ -76,6 +78,10 @@ class DomainError(Exception):
     def headers(self) -> dict[str, str]:
         return {}
 
+    def extra(self) -> dict[str, Any]:
+        """Members of the body beyond `error` and `error_description` (MfaRequired's)."""
+        return {}
+
 
 class InvalidRequest(DomainError):
     pass
@@ -120,9 +126,36 @@ class PasskeyRefused(InvalidGrant, KeepsChanges):
     description = "The passkey could not be verified."
 
 
+class SecondFactorRefused(InvalidGrant, KeepsChanges):
+    """A wrong second factor, or an mfa_token whose user is gone or disabled: kept, the
+    attempt counted on the mfa_token and the audit record."""
+
+    description = "The mfa_token or the second factor is invalid, expired or used up."
+
+
+class MfaRequired(DomainError, KeepsChanges):
+    """The right password for an account with a second factor: no session yet, but an
+    `mfa_token` for the MFA grant. Kept: the token's row and the audit record."""
+
+    error = "mfa_required"
+    description = "A second factor is required: use the mfa_token with the MFA grant."
+
+    def __init__(self, mfa_token: str, mfa_methods: list[str]) -> None:
+        super().__init__()
+        self.mfa_token = mfa_token
+        self.mfa_methods = mfa_methods
+
+    def extra(self) -> dict[str, Any]:
+        return {"mfa_token": self.mfa_token, "mfa_methods": self.mfa_methods}
+
+
 class UnsupportedGrantType(DomainError):
     error = "unsupported_grant_type"
-    description = "grant_type must be 'password' or 'refresh_token'."
+    description = (
+        "grant_type must be 'password', 'refresh_token', "
+        "'urn:authapi:params:oauth:grant-type:mfa' or "
+        "'urn:authapi:params:oauth:grant-type:passkey'."
+    )
 
 
 class InvalidScope(DomainError):
@@ -291,12 +324,16 @@ class HashingBusy(ServiceUnavailable):
 
 
 def error_response(
-    status_code: int, error: str, description: str, headers: dict[str, str] | None = None
+    status_code: int,
+    error: str,
+    description: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     """The one maker of error bodies: the handlers below, the refusals of the ASGI
     middleware (which answer before any route), CORS and /metrics all answer with it."""
     return JSONResponse(
-        {"error": error, "error_description": description},
+        {"error": error, "error_description": description, **(extra or {})},
         status_code=status_code,
         headers={**NO_STORE, **(headers or {})},
     )
@@ -333,7 +370,9 @@ def responses(
 
 
 def domain_error_response(exc: DomainError) -> JSONResponse:
-    return error_response(exc.status_code, exc.error, exc.error_description, exc.headers())
+    return error_response(
+        exc.status_code, exc.error, exc.error_description, exc.headers(), exc.extra()
+    )
 
 
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (

@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from authapi.audit import service as audit
 from authapi.clock import Clock
 from authapi.config import Settings
-from authapi.db import create_engine, create_sessionmaker, transaction
+from authapi.db import create_engine, create_sessionmaker, delete_batch, transaction
 from authapi.mail import outbox, tokens
+from authapi.mfa import tokens as mfa_tokens
+from authapi.passkeys.models import PasskeyChallenge
 from authapi.sessions import service as sessions
 
 PruneBatch = Callable[[AsyncSession, datetime, int], Awaitable[int]]
@@ -37,10 +39,17 @@ class Pruned:
     audit_events: int
     mails: int  # sent, or given up on longer ago than the audit retention
     mail_tokens: int  # expired
+    mfa_tokens: int = 0  # expired
+    passkey_challenges: int = 0  # expired
+
+
+async def _prune_challenges(db: AsyncSession, now: datetime, size: int) -> int:
+    return await delete_batch(db, PasskeyChallenge.expires_at, now, size)
 
 
 async def prune(settings: Settings, batch_size: int) -> Pruned:
-    """Delete ended sessions, old audit events, sent mail and expired mail tokens."""
+    """Delete ended sessions, old audit events, sent mail, and expired mail tokens,
+    mfa_tokens and passkey challenges."""
     engine = create_engine(settings)
     maker = create_sessionmaker(engine)
     now = Clock().now()
@@ -56,6 +65,10 @@ async def prune(settings: Settings, batch_size: int) -> Pruned:
         mail_count = await _prune_all(maker, outbox.prune_sent_batch, now, batch_size)
         mail_count += await _prune_all(maker, outbox.prune_failed_batch, old, batch_size)
         token_count = await _prune_all(maker, tokens.prune_batch, now, batch_size)
-        return Pruned(session_count, event_count, mail_count, token_count)
+        mfa_count = await _prune_all(maker, mfa_tokens.prune_batch, now, batch_size)
+        challenge_count = await _prune_all(maker, _prune_challenges, now, batch_size)
+        return Pruned(
+            session_count, event_count, mail_count, token_count, mfa_count, challenge_count
+        )
     finally:
         await engine.dispose()

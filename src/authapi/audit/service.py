@@ -54,7 +54,11 @@ class Event(enum.StrEnum):
     RECOVERY_CODE_USED = "recovery_code_used"
     RECOVERY_CODES_REPLACED = "recovery_codes_replaced"
     SECOND_FACTOR_FAILED = "second_factor_failed"
-    SECOND_FACTORS_OFF = "second_factors_off"  # the last one went (detail: by_admin)
+    # The last one went; an admin's removal or `authapi mfa reset`: detail "by=<id>|cli".
+    SECOND_FACTORS_OFF = "second_factors_off"
+    # Second factors (mfa/): a login asked for one, a wrong one (or a dead mfa_token).
+    MFA_CHALLENGED = "mfa_challenged"
+    MFA_FAILED = "mfa_failed"
 
 
 def record(

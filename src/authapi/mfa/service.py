@@ -92,7 +92,7 @@ async def disable(
             settings,
             user,
             keep_session=session_id,
-            by_admin=False,
+            removed_by=None,
             now=now,
             requester=requester,
         )

@@ -15,19 +15,10 @@ from authapi.client_address import Requester
 from authapi.config import Settings
 from authapi.mail.messages import MailTemplate
 from authapi.mfa import factors, recovery_codes
-from authapi.mfa.models import TotpFactor
-from authapi.passkeys.models import Passkey
+from authapi.mfa.models import MfaToken
 from authapi.sessions import service as sessions
 from authapi.sessions.models import RevokeReason
 from authapi.users.models import User
-
-
-async def remove_every_factor(db: AsyncSession, user_id: uuid.UUID) -> None:
-    """TOTP, recovery codes and passkeys, all gone (an admin's removal, `authapi mfa
-    reset`); `all_factors_off` then does the rest."""
-    await db.execute(delete(TotpFactor).where(TotpFactor.user_id == user_id))
-    await db.execute(delete(Passkey).where(Passkey.user_id == user_id))
-    await recovery_codes.delete_all(db, user_id)
 
 
 async def all_factors_off(
@@ -36,23 +27,28 @@ async def all_factors_off(
     user: User,
     *,
     keep_session: uuid.UUID | None,
-    by_admin: bool,
+    removed_by: str | None,
     now: datetime,
     requester: Requester,
-) -> None:
-    """The user has no second factor left: the recovery codes go too, every session
-    but `keep_session` (the one that turned the last factor off; None for an admin's
-    removal) ends, and the change is audited and mailed to the account."""
+) -> int:
+    """The user has no second factor left: the recovery codes go too, and any login
+    halfway through its second factor; every session but `keep_session` (the one that
+    turned the last factor off; None when an admin, `removed_by` their id, or the
+    operator's CLI removed them) ends, and the change is audited and mailed to the
+    account. Returns how many sessions ended."""
     await recovery_codes.delete_all(db, user.id)
+    await db.execute(delete(MfaToken).where(MfaToken.user_id == user.id))
     await factors.refresh_flag(db, user.id)
-    await sessions.revoke_all(db, user.id, RevokeReason.SECOND_FACTORS_OFF, now, keep=keep_session)
+    ended = await sessions.revoke_all(
+        db, user.id, RevokeReason.SECOND_FACTORS_OFF, now, keep=keep_session
+    )
     audit.record(
         db,
         audit.Event.SECOND_FACTORS_OFF,
         at=now,
         requester=requester,
         user_id=user.id,
-        detail="by_admin" if by_admin else None,
+        detail=f"by={removed_by}" if removed_by else None,
     )
     await mails.send(
         db,
@@ -60,5 +56,6 @@ async def all_factors_off(
         MailTemplate.SECOND_FACTORS_OFF,
         user.email,
         now,
-        by_whom="an administrator" if by_admin else "you",
+        by_whom="an administrator" if removed_by else "you",
     )
+    return ended

@@ -19,12 +19,13 @@ from authapi.errors import (
     InvalidRequest,
     InvalidScope,
     InvalidToken,
+    MfaRequired,
     RateLimited,
     ServiceUnavailable,
     UnsupportedGrantType,
     responses,
 )
-from authapi.oauth import browser, service
+from authapi.oauth import browser, mfa_grant, service
 from authapi.oauth.browser import CsrfRejected
 from authapi.oauth.schemas import (
     LogoutRequest,
@@ -47,6 +48,7 @@ router = APIRouter(tags=["oauth"])
 TOKEN_ERRORS = (
     InvalidRequest,
     InvalidGrant,
+    MfaRequired,
     UnsupportedGrantType,
     InvalidScope,
     RateLimited,
@@ -105,10 +107,12 @@ async def token(
     requester: CurrentRequester,
     form: Annotated[TokenForm, Form()],
 ) -> TokenResponse:
-    """RFC 6749 token endpoint: `grant_type=password` (first-party clients),
-    `grant_type=refresh_token`, or `grant_type=urn:authapi:params:oauth:grant-type:passkey`
-    with `credential` (a passkey's assertion after `POST /passkeys/options`),
-    form-encoded. With `X-Token-Delivery: cookie` a login puts the refresh token in an
+    """RFC 6749 token endpoint, form-encoded: `grant_type=password` (first-party
+    clients), `grant_type=refresh_token`, or the second-factor grants:
+    `urn:authapi:params:oauth:grant-type:mfa` (`mfa_token` from a 400 `mfa_required`
+    answer of the password grant, and `otp`, a TOTP or recovery code, or `credential`,
+    a passkey assertion) and `urn:authapi:params:oauth:grant-type:passkey`
+    (`credential`). With `X-Token-Delivery: cookie` the refresh token goes into an
     HttpOnly cookie (browser mode)."""
     # Refreshes are cheap and limited per session: they must not use up the address's
     # login budget (an office or a carrier behind one address refreshes a lot).
@@ -135,6 +139,7 @@ async def token(
             scope=form.scope,
             now=now,
             requester=requester,
+            mfa_keys=context.mfa_tokens,
             device_cookie=read_device_cookie(request, context.settings),
             require_verified_email=context.settings.require_verified_email,
         )
@@ -156,6 +161,9 @@ async def token(
             requester=requester,
             require_verified_email=context.settings.require_verified_email,
         )
+        return _deliver(issued, request, response, context.settings, now)
+    if form.grant_type == mfa_grant.GRANT_TYPE:
+        issued = await mfa_grant.grant(db, context, form, now=now, requester=requester)
         return _deliver(issued, request, response, context.settings, now)
     if form.grant_type == "refresh_token":
         if not form.refresh_token:
@@ -312,6 +320,7 @@ async def metadata(context: Context) -> ServerMetadata:
             "refresh_token",
             # Not where passkeys are off (no RP ID: passkeys/relying_party.py).
             *([PASSKEY_GRANT] if context.relying_party is not None else []),
+            mfa_grant.GRANT_TYPE,
         ],
         # RFC 8414 §2 makes this REQUIRED, and validators refuse it empty. There is no
         # authorization endpoint (none is advertised): "none" (OAuth 2.0 Multiple

@@ -57,8 +57,12 @@ class TokenForm(BaseModel):
     password: Annotated[str, Field(max_length=1024), NO_CONTROLS] | None = None
     scope: Annotated[str, Field(max_length=1024), NO_CONTROLS] | None = None
     refresh_token: TokenString | None = None
-    # The passkey grant's assertion: PublicKeyCredential.toJSON(), as a string.
-    credential: Annotated[str, Field(max_length=16 * 1024), NO_CONTROLS] | None = None
+    # The MFA grant (urn:authapi:params:oauth:grant-type:mfa): the password grant's
+    # mfa_token, and a second factor: `otp` (a TOTP or recovery code) or `credential`
+    # (a WebAuthn assertion, JSON; also the passkey grant's one parameter).
+    mfa_token: Annotated[str, Field(max_length=128), NO_CONTROLS] | None = None
+    otp: Annotated[str, Field(max_length=64), NO_CONTROLS] | None = None
+    credential: Annotated[str, Field(max_length=16384), NO_CONTROLS] | None = None
 
 
 class RevokeForm(BaseModel):

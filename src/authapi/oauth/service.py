@@ -25,6 +25,8 @@ from authapi.errors import (
     RateLimited,
     RefreshTokenReused,
 )
+from authapi.mfa import second_factor
+from authapi.mfa.tokens import MfaTokenKey
 from authapi.oauth.schemas import TokenResponse
 from authapi.ratelimit.refusals import admit_password_attempt, audit_refusal
 from authapi.ratelimit.service import SESSION_LIMIT, RateLimiter, account_key
@@ -34,6 +36,7 @@ from authapi.sessions.models import RevokeReason
 from authapi.sessions.rotation import RefreshTokenCodec
 from authapi.sessions.service import SessionPolicy
 from authapi.users import service as users
+from authapi.users.models import User
 from authapi.users.passwords import PasswordHasher
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -124,6 +127,7 @@ async def password_grant(
     scope: str | None,
     now: datetime,
     requester: Requester,
+    mfa_keys: MfaTokenKey,
     device_cookie: str | None = None,
     require_verified_email: bool = False,
 ) -> Issued:
@@ -157,11 +161,35 @@ async def password_grant(
         )
         raise EmailNotVerified()
     amr = (auth_methods.PASSWORD,)
+    if user.mfa_enabled:
+        # Only after the right password, so a wrong one never tells that MFA is on.
+        await second_factor.challenge(
+            db, mfa_keys, user_id=user.id, scope=granted, amr=amr, now=now, requester=requester
+        )
+    issued = await log_in(
+        db, issuer, policy, user, scope=granted, amr=amr, now=now, requester=requester
+    )
+    return replace(issued, device_cookie=limiter.device_cookie(account, device_cookie))
+
+
+async def log_in(
+    db: AsyncSession,
+    issuer: TokenIssuer,
+    policy: SessionPolicy,
+    user: User,
+    *,
+    scope: str,
+    amr: AuthMethods,
+    now: datetime,
+    requester: Requester,
+    detail: str | None = None,
+) -> Issued:
+    """A completed login: its session, its audit record, its tokens."""
     session = await sessions.create_session(
         db,
         policy,
         user_id=user.id,
-        scope=granted,
+        scope=scope,
         amr=amr,
         now=now,
         user_agent=requester.user_agent,
@@ -174,18 +202,18 @@ async def password_grant(
         requester=requester,
         user_id=user.id,
         session_id=session.id,
+        detail=detail,
     )
-    issued = issuer.issue(
+    return issuer.issue(
         user_id=user.id,
         role=user.role,
         session_id=session.id,
         generation=session.generation,
         session_expires_at=session.expires_at,
-        scope=granted,
+        scope=scope,
         amr=amr,
         now=now,
     )
-    return replace(issued, device_cookie=limiter.device_cookie(account, device_cookie))
 
 
 async def refresh_grant(

@@ -24,6 +24,7 @@ from authapi.errors import (
     WrongPassword,
     responses,
 )
+from authapi.mfa import tokens as mfa_tokens
 from authapi.mfa.dependencies import step_up
 from authapi.passkeys import login, registration, service
 from authapi.passkeys.dependencies import CurrentRelyingParty, relying_party
@@ -170,12 +171,16 @@ async def remove(
     dependencies=[limit_by_address("token")],
 )
 async def request_options(
-    rp: CurrentRelyingParty, db: DbSession, now: Now, body: LoginOptionsRequest
+    rp: CurrentRelyingParty, context: Context, db: DbSession, now: Now, body: LoginOptionsRequest
 ) -> dict[str, Any]:
     """WebAuthn request options (PublicKeyCredentialRequestOptionsJSON) for a passkey
     login: `{}` for a login without a password (any passkey of this site), then
-    `grant_type=urn:authapi:params:oauth:grant-type:passkey` at /token."""
-    if body.mfa_token is not None:
-        # The passkey as the second factor comes with the MFA grant.
-        raise InvalidRequest("mfa_token is not supported yet")
-    return await login.request_options(db, rp, user_id=None, now=now)
+    `grant_type=urn:authapi:params:oauth:grant-type:passkey` at /token; or
+    `{"mfa_token"}` for a passkey as the second factor after a password (that user's
+    passkeys), then the MFA grant with `credential`."""
+    if body.mfa_token is None:
+        return await login.request_options(db, rp, user_id=None, now=now)
+    user_id = await mfa_tokens.user_of(db, context.mfa_tokens, body.mfa_token, now=now)
+    if user_id is None:
+        raise InvalidRequest("The mfa_token is invalid, expired or used up.")
+    return await login.request_options(db, rp, user_id=user_id, now=now)

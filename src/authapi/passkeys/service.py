@@ -196,7 +196,7 @@ async def remove(
             settings,
             user,
             keep_session=session_id,
-            by_admin=False,
+            removed_by=None,
             now=now,
             requester=requester,
         )

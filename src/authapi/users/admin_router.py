@@ -1,5 +1,5 @@
 """The admin API: list users, disable or re-enable them, change their role, end their
-sessions, mail them a password reset link (admin role)."""
+sessions, remove their second factors, mail them a password reset link (admin role)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from authapi.errors import (
     RateLimited,
     responses,
 )
+from authapi.mfa import removal
 from authapi.openapi import user_links
 from authapi.users import admin_service as service
+from authapi.users import service as users
 from authapi.users.dependencies import AdminUser
 from authapi.users.schemas import EmailCursor, EmailFragment, Role, UserOut, UserPage, UserUpdate
 
@@ -46,6 +48,7 @@ async def list_users(
     ] = None,
     role: Role | None = None,
     is_active: bool | None = None,
+    mfa_enabled: bool | None = None,
     after: Annotated[
         EmailCursor | None, Query(description="next_after of the previous page")
     ] = None,
@@ -54,7 +57,13 @@ async def list_users(
     """Users in email order, filtered and paginated (admin role). Pass the same filters
     with `after` for the next page."""
     rows = await service.list_users(
-        db, limit=limit + 1, after=after, email=email, role=role, is_active=is_active
+        db,
+        limit=limit + 1,
+        after=after,
+        email=email,
+        role=role,
+        is_active=is_active,
+        mfa_enabled=mfa_enabled,
     )
     page = rows[:limit]
     return UserPage(
@@ -104,6 +113,29 @@ async def end_user_sessions(
 ) -> Response:
     """End every session of a user (admin role): their refresh tokens are refused."""
     await service.end_sessions(db, actor_id=admin.id, user_id=user_id, now=now, requester=requester)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/admin/users/{user_id}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(*ADMIN_ERRORS, NotFound, validated=True, database=True),
+)
+async def remove_user_mfa(
+    user_id: uuid.UUID,
+    admin: AdminUser,
+    context: Context,
+    db: DbSession,
+    now: Now,
+    requester: CurrentRequester,
+) -> Response:
+    """Remove every second factor of a user (TOTP, recovery codes, passkeys) and end
+    every session of theirs (admin role): for a user who lost their authenticator."""
+    await removal.remove_all(
+        db, context.settings, user_id, actor=str(admin.id), now=now, requester=requester
+    )
+    users.forget_profiles(db, context.profiles, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

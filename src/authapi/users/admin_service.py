@@ -30,6 +30,7 @@ async def list_users(
     email: str | None = None,
     role: str | None = None,
     is_active: bool | None = None,
+    mfa_enabled: bool | None = None,
 ) -> list[User]:
     """Ordered by email (unique, never changed, indexed): pass the last email seen as
     `after` for the next page. `email` is a substring of the stored (normalised,
@@ -47,6 +48,8 @@ async def list_users(
         query = query.where(User.role == role)
     if is_active is not None:
         query = query.where(User.is_active == is_active)
+    if mfa_enabled is not None:
+        query = query.where(User.mfa_enabled == mfa_enabled)
     return list(await db.scalars(query))
 
 
