@@ -23,10 +23,12 @@ class Totp:
 
 
 def at_step_start(clock: FakeClock) -> None:
-    """Move the app's clock one second into a new 30-second step, so that the step
-    cannot change under the test (the clock still runs with real time)."""
+    """Move the app's clock back to one second into its current 30-second step (never
+    forward: a token issued in the future would not verify yet), so that the step
+    cannot change under the test for 29 seconds."""
     seconds = clock.now().timestamp()
-    clock.advance(30 - seconds % 30 + 1)
+    target = (seconds - 1) // 30 * 30 + 1
+    clock.advance(target - seconds)
 
 
 async def start_totp(client: httpx.AsyncClient, tokens: dict[str, Any]) -> dict[str, Any]:

@@ -132,7 +132,7 @@ class TestCliReset:
         assert await active_sessions(context, user) == 0
 
     async def test_unknown_email_exits_1(
-        self, database_url: str, data_dir: Path, tmp_path: Path, client: httpx.AsyncClient
+        self, database_url: str, data_dir: Path, tmp_path: Path
     ) -> None:
         env = authapi_env(database_url, data_dir)
         result = run_authapi("mfa", "reset", "nobody@example.org", env=env, cwd=tmp_path)
