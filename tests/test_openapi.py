@@ -1,4 +1,4 @@
-"""The routes' own `responses=` declarations (errors.responses) keep the OpenAPI document
+"""The routes' own `responses=` declarations (error_bodies.responses) keep the OpenAPI document
 true: what the declarations could forget is checked here against the routes."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 
 from authapi.dependencies import DbSession
-from authapi.errors import TOKEN_ENDPOINTS
+from authapi.error_bodies import TOKEN_ENDPOINTS
 
 OPEN_TRANSACTION = get_args(DbSession)[1].dependency
 

@@ -1,6 +1,6 @@
 """The exception handlers: every error a request meets, whoever raised it, answered with
-the one error body of `errors.error_response`. The domain errors and that body are in
-errors.py; here is only which handler answers what (and what the log then says)."""
+the one error body of `error_bodies.error_response` (the domain errors are errors.py).
+Here is only which handler answers what, and what the log then says."""
 
 from __future__ import annotations
 
@@ -13,14 +13,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from authapi.errors import (
-    DATABASE_UNAVAILABLE,
-    TOKEN_ENDPOINTS,
-    DomainError,
-    ServiceUnavailable,
-    domain_error_response,
-    error_response,
-)
+from authapi.error_bodies import TOKEN_ENDPOINTS, domain_error_response, error_response
+from authapi.errors import DATABASE_UNAVAILABLE, DomainError, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

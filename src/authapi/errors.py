@@ -1,8 +1,7 @@
-"""Domain errors, and the one place that turns any error into the contract's JSON body.
+"""The domain errors: what a service raises when it refuses, each with its status and code.
 
-Every error body has the RFC 6749 §5.2 shape, `{"error": CODE, "error_description": ...}`,
-on every surface, so clients parse one thing; `error_response` makes each one. Nothing
-the client sent is echoed back.
+One handler answers them all with the contract's JSON body (error_bodies.py makes it;
+nothing the client sent is echoed back).
 
 The domain errors, with their status and `error` code. A service raises them; one
 handler answers them all. Those marked (kept) are `db.KeepsChanges` as well: their
@@ -22,6 +21,9 @@ the refusal goes out.
   + UnsupportedGrantType            400 unsupported_grant_type
   + InvalidScope                    400 invalid_scope
   + WrongPassword                   403 invalid_credentials, a wrong current password
+  | + WrongCode (kept)              403 invalid_credentials, a wrong second factor, counted
+  + StepUpRequired                  403 mfa_required, a change that needs a second factor too
+  + TotpState                       409 totp_state, TOTP enrolment in the wrong state
   + InvalidMailToken (kept)         400 invalid_token, a mailed link's token, recorded
   + AuthenticationRequired          401 invalid_token, `WWW-Authenticate: Bearer`
   | + InvalidToken                  401 invalid_token, with `error="invalid_token"`
@@ -50,20 +52,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 
 from authapi.db import KeepsChanges
-
-# RFC 6749 endpoints: their malformed input is `invalid_request` with status 400.
-TOKEN_ENDPOINTS = frozenset({"/token", "/refresh", "/revoke"})
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class ErrorBody(BaseModel):
-    error: str
-    error_description: str
 
 
 class DomainError(Exception):
@@ -321,58 +312,6 @@ class HashingBusy(ServiceUnavailable):
     """Every password-hashing place is taken (users/passwords.py says why it is bounded)."""
 
     description = "Too many logins at once; try again shortly."
-
-
-def error_response(
-    status_code: int,
-    error: str,
-    description: str,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> JSONResponse:
-    """The one maker of error bodies: the handlers below, the refusals of the ASGI
-    middleware (which answer before any route), CORS and /metrics all answer with it."""
-    return JSONResponse(
-        {"error": error, "error_description": description, **(extra or {})},
-        status_code=status_code,
-        headers={**NO_STORE, **(headers or {})},
-    )
-
-
-def responses(
-    *errors: type[DomainError],
-    body: bool = False,
-    validated: bool = False,
-    database: bool = False,
-) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for a route, so /docs shows each error it can answer: the
-    route's own `errors`, and what may answer before its handler runs. Every route: 400
-    for a credential in the URL (dependencies.refuse_secrets_in_query). With a request
-    `body`: 400 for one that cannot be read, 413 for one over the size limit
-    (middleware.SizeLimits). With input to be `validated`: 422 from the one validation
-    handler, in our body (declaring it keeps FastAPI's own 422 out). With a `database`
-    transaction: 503 while the database is down."""
-    codes: dict[int, list[str]] = {400: ["invalid_request"]}
-    if body:
-        codes[413] = ["request_too_large"]
-    if validated:
-        codes[422] = ["invalid_request"]
-    if database:
-        codes[503] = [ServiceUnavailable.error]
-    for error in errors:
-        listed = codes.setdefault(error.status_code, [])
-        if error.error not in listed:
-            listed.append(error.error)
-    return {
-        status: {"model": ErrorBody, "description": ", ".join(listed)}
-        for status, listed in sorted(codes.items())
-    }
-
-
-def domain_error_response(exc: DomainError) -> JSONResponse:
-    return error_response(
-        exc.status_code, exc.error, exc.error_description, exc.headers(), exc.extra()
-    )
 
 
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (

@@ -21,7 +21,8 @@ from urllib.parse import unquote_plus
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authapi.errors import HashingBusy, domain_error_response
+from authapi.error_bodies import domain_error_response
+from authapi.errors import HashingBusy
 from authapi.middleware import MAX_BODY_BYTES
 from authapi.users.passwords import PasswordHasher
 

@@ -13,7 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authapi.dependencies import Context
-from authapi.errors import ServiceUnavailable, responses
+from authapi.error_bodies import responses
+from authapi.errors import ServiceUnavailable
 
 router = APIRouter(tags=["health"])
 

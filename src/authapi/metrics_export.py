@@ -31,7 +31,7 @@ from prometheus_client import (
 
 from authapi.config import Settings
 from authapi.context import AppContext
-from authapi.errors import error_response
+from authapi.error_bodies import error_response
 from authapi.metrics import (
     HASHING_CAPACITY,
     HASHING_QUEUE,

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authapi import logs, metrics
 from authapi.client_address import client_address, forwarded_https
-from authapi.errors import NO_STORE, error_response
+from authapi.error_bodies import NO_STORE, error_response
 
 access_logger = logging.getLogger(logs.ACCESS_LOGGER)
 

@@ -1,4 +1,4 @@
-"""What the routes' `responses=` (errors.responses) cannot say, and the links between
+"""What the routes' `responses=` (error_bodies.responses) cannot say, and the links between
 operations.
 
 Two corrections FastAPI has no setting for:
@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from authapi.errors import TOKEN_ENDPOINTS
+from authapi.error_bodies import TOKEN_ENDPOINTS
 
 
 def _link(path: str, method: str, description: str, **parameters: str) -> dict[str, Any]:

@@ -264,4 +264,9 @@ class TestDiscovery:
         assert meta["token_endpoint"] == "http://localhost:8000/token"
         assert meta["jwks_uri"] == "http://localhost:8000/.well-known/jwks.json"
         assert meta["revocation_endpoint"] == "http://localhost:8000/revoke"
-        assert meta["grant_types_supported"] == ["password", "refresh_token"]
+        assert meta["grant_types_supported"] == [
+            "password",
+            "refresh_token",
+            "urn:authapi:params:oauth:grant-type:passkey",
+            "urn:authapi:params:oauth:grant-type:mfa",
+        ]

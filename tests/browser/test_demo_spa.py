@@ -264,10 +264,15 @@ async def test_login_silent_refresh_two_tabs_and_logout(
             if response
         }
         # (`Max-Age` may differ by a second: each answer counts the same deadline from
-        # its own clock reading.)
-        assert len(newest) == 1, newest  # the same newest token for both
+        # its own clock reading.) Chromium puts the cookie on a held request only once it
+        # is let go, so now and then the second carries the first's successor and gets
+        # the next one: a plain rotation, no grace needed (tests/sessions cover the grace
+        # window itself). Either way both tabs stay in the one session, and the jar holds
+        # the newest token.
+        assert 1 <= len(newest) <= 2, newest
         (after,) = await refresh_cookies(context)
-        assert {after["value"]} == newest != presented
+        assert after["value"] in newest
+        assert after["value"] not in presented
         for page in (first, second):
             await expect_signed_in(page, demo.email)
             assert (await whoami_in(page))["sid"] == issued["sid"]

@@ -24,6 +24,8 @@ VARIABLES: dict[MailTemplate, dict[str, str]] = {
     MailTemplate.PASSWORD_RESET: {"link": "https://app.example/r#pr_3", "expires_in": "30 minutes"},
     MailTemplate.PASSWORD_CHANGED: {},
     MailTemplate.ACCOUNT_DELETED: {},
+    MailTemplate.RECOVERY_CODE_USED: {"remaining": "9"},
+    MailTemplate.SECOND_FACTORS_OFF: {"by_whom": "an administrator"},
 }
 
 

@@ -7,7 +7,8 @@ from fastapi import APIRouter
 
 from authapi.access_tokens.dependencies import CurrentCaller
 from authapi.access_tokens.schemas import AccessClaims
-from authapi.errors import AuthenticationRequired, InvalidToken, responses
+from authapi.error_bodies import responses
+from authapi.errors import AuthenticationRequired, InvalidToken
 
 router = APIRouter(tags=["access tokens"])
 

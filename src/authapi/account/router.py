@@ -13,6 +13,7 @@ from authapi.account.schemas import (
     PasswordReset,
 )
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
+from authapi.error_bodies import responses
 from authapi.errors import (
     AuthenticationRequired,
     EmailTaken,
@@ -25,7 +26,6 @@ from authapi.errors import (
     ServiceUnavailable,
     StepUpRequired,
     WrongPassword,
-    responses,
 )
 from authapi.mfa.dependencies import step_up
 from authapi.ratelimit.dependencies import limit_by_address

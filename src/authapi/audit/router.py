@@ -9,7 +9,8 @@ from authapi.audit import service
 from authapi.audit.schemas import MAX_EVENT_ID, AuditEventOut, AuditPage, Instant
 from authapi.audit.service import Event
 from authapi.dependencies import DbSession
-from authapi.errors import AuthenticationRequired, Forbidden, InvalidToken, responses
+from authapi.error_bodies import responses
+from authapi.errors import AuthenticationRequired, Forbidden, InvalidToken
 from authapi.openapi import session_link, user_links
 from authapi.users.dependencies import AdminUser
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from authapi.access_tokens.dependencies import CurrentCaller
 from authapi.account import current_password
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
+from authapi.error_bodies import responses
 from authapi.errors import (
     AuthenticationRequired,
     HashingBusy,
@@ -18,7 +19,6 @@ from authapi.errors import (
     TotpState,
     WrongCode,
     WrongPassword,
-    responses,
 )
 from authapi.mfa import service, totp
 from authapi.mfa.dependencies import step_up

@@ -12,8 +12,8 @@ from authapi.access_tokens.dependencies import bearer
 from authapi.config import Settings
 from authapi.db import transaction
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
+from authapi.error_bodies import NO_STORE, responses
 from authapi.errors import (
-    NO_STORE,
     AuthenticationRequired,
     InvalidGrant,
     InvalidRequest,
@@ -23,7 +23,6 @@ from authapi.errors import (
     RateLimited,
     ServiceUnavailable,
     UnsupportedGrantType,
-    responses,
 )
 from authapi.oauth import browser, mfa_grant, service
 from authapi.oauth.browser import CsrfRejected

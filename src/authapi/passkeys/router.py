@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from authapi.access_tokens.dependencies import CurrentCaller
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
+from authapi.error_bodies import responses
 from authapi.errors import (
     AuthenticationRequired,
     InvalidRequest,
@@ -22,7 +23,6 @@ from authapi.errors import (
     ServiceUnavailable,
     StepUpRequired,
     WrongPassword,
-    responses,
 )
 from authapi.mfa import tokens as mfa_tokens
 from authapi.mfa.dependencies import step_up

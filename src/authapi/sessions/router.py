@@ -6,7 +6,8 @@ from fastapi import APIRouter, Response, status
 
 from authapi.access_tokens.dependencies import CurrentCaller
 from authapi.dependencies import CurrentRequester, DbSession, Now
-from authapi.errors import AuthenticationRequired, InvalidToken, NotFound, responses
+from authapi.error_bodies import responses
+from authapi.errors import AuthenticationRequired, InvalidToken, NotFound
 from authapi.openapi import session_link
 from authapi.sessions import service
 from authapi.sessions.schemas import SessionOut

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from authapi.dependencies import Context
-from authapi.errors import responses
+from authapi.error_bodies import responses
 
 router = APIRouter(tags=["signing keys"])
 

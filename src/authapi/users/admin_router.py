@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
+from authapi.error_bodies import responses
 from authapi.errors import (
     AccountDisabled,
     AuthenticationRequired,
@@ -17,7 +18,6 @@ from authapi.errors import (
     NotFound,
     OwnAccountChange,
     RateLimited,
-    responses,
 )
 from authapi.mfa import removal
 from authapi.openapi import user_links

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from authapi.access_tokens.dependencies import CurrentCaller
 from authapi.dependencies import Context, CurrentRequester, DbSession, Now
+from authapi.error_bodies import responses
 from authapi.errors import (
     AuthenticationRequired,
     EmailTaken,
@@ -13,7 +14,6 @@ from authapi.errors import (
     ServiceUnavailable,
     StepUpRequired,
     WrongPassword,
-    responses,
 )
 from authapi.mfa.dependencies import step_up
 from authapi.openapi import user_links
