@@ -47,6 +47,10 @@ NOT_RUN = {
     "docker": "needs Docker; tests/test_dockerfile.py runs the Dockerfile's steps without it",
     "compose": "needs Docker Compose; tests/test_deployment.py checks compose.yaml and deploy/",
     "bench": "takes ~1 to ~10 minutes; .ci/run runs `scripts/bench --quick`",
+    "otp-callback": (
+        "a fragment (its names are the reader's); the client README's whole `otp` example "
+        "runs in clients/python/tests/test_client_readme.py"
+    ),
 }
 
 # The signing-key waits, made short: each wait is these plus the 2 s margin.
@@ -327,3 +331,47 @@ def test_alembic_commands_for_developers(tmp_path: Path) -> None:
     assert "No new upgrade operations detected" in run.stdout + run.stderr
     [made] = set((tmp_path / "migrations" / "versions").iterdir()) - before
     assert made.name.endswith("_what_changed.py")
+
+
+def test_mfa_walk_through_against_a_real_server(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    email = f"mfa-{tmp_path.name}@example.com"
+    password = "correct horse battery"  # noqa: S105 - the page's
+    script = (
+        example("mfa-walk-through")
+        .replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        .replace("alice@example.com", email)
+    )
+    with serving(database_url, data_dir, tmp_path, port=port) as server:
+        with httpx.Client(base_url=server.base_url) as http:
+            assert http.post("/users", json={"email": email, "password": password}).is_success
+            form = {"grant_type": "password", "username": email, "password": password}
+            access_token = http.post("/token", data=form).json()["access_token"]
+            run = run_shell(script, env={**os.environ, "AT": access_token}, cwd=tmp_path)
+            assert run.returncode == 0, run.stderr
+            assert http.post("/token", data=form).status_code == 200  # TOTP is off again
+    printed = run.stdout.splitlines()
+    assert printed[0].startswith("otpauth://totp/")
+    assert printed[1:] == [
+        '{"error":"mfa_required","mfa_methods":["totp","recovery_code"]}',
+        '["pwd","otp","mfa"]',
+        "204",
+    ]
+
+
+def test_passkey_options_against_a_real_server(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    script = example("passkey-options").replace("localhost:8000", f"localhost:{port}")
+    env = {"AUTHAPI_ISSUER": f"http://localhost:{port}"}  # passkeys need a host name
+    with serving(database_url, data_dir, tmp_path, port=port, env=env):
+        run = run_shell(script, env=dict(os.environ), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    options = json.loads(run.stdout)
+    assert options["rpId"] == "localhost"
+    assert options["userVerification"] == "required"
+    assert "allowCredentials" not in options or options["allowCredentials"] == []
+    assert len(options["challenge"]) >= 43  # 32 random bytes, base64url

@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 
 from authapi.audit.models import AuditEvent
 from authapi.context import AppContext
-from authapi_client import AuthapiAuth, AuthapiError, AuthapiUnavailable
-from tests.support.factories import PASSWORD, register
+from authapi_client import AuthapiAuth, AuthapiError, AuthapiMfaRequired, AuthapiUnavailable
+from tests.mfa.helpers import enable_totp
+from tests.support.clock import FakeClock
+from tests.support.factories import PASSWORD, login, register
 from tests.support.redis import ThrowawayRedis, throwaway_redis
 from tests.support.servers import serving
 
@@ -63,6 +65,9 @@ def client_for(
         auth=auth,
         event_hooks={"request": [record_grant]},
     )
+
+
+MFA_GRANT = "urn:authapi:params:oauth:grant-type:mfa"
 
 
 def auth_for(user: dict[str, str], clock: FakeMonotonic) -> AuthapiAuth:
@@ -141,6 +146,61 @@ class TestAsyncClient:
         async with client_for(app, auth) as http:
             with pytest.raises(AuthapiError, match="invalid_grant"):
                 await http.get("/whoami")
+
+
+class TestSecondFactor:
+    async def test_the_otp_callback_completes_the_login(
+        self, app: FastAPI, client: httpx.AsyncClient, context: AppContext, clock: FakeClock
+    ) -> None:
+        user = await register(client)
+        totp = await enable_totp(client, await login(client, user["email"]), clock)
+        asked: list[str] = []
+
+        def otp() -> str:
+            asked.append(code := totp.code(clock))
+            return code
+
+        auth = AuthapiAuth(
+            "http://testserver/token", username=user["email"], password=PASSWORD, otp=otp
+        )
+        grants: list[str] = []
+        logins = await count(context, "login_succeeded")  # the enrolment's
+        async with client_for(app, auth, grants) as http:
+            responses = await asyncio.gather(*(http.get("/whoami") for _ in range(5)))
+        assert {r.status_code for r in responses} == {200}
+        assert set(responses[0].json()["amr"]) == {"pwd", "otp", "mfa"}
+        assert grants == ["password", MFA_GRANT]
+        assert len(asked) == 1
+        assert await count(context, "login_succeeded") == logins + 1
+
+    async def test_a_recovery_code_works_once(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: FakeClock
+    ) -> None:
+        user = await register(client)
+        totp = await enable_totp(client, await login(client, user["email"]), clock)
+        email, code = user["email"], totp.recovery_codes[0]
+        for works in (True, False):
+            auth = AuthapiAuth(
+                "http://testserver/token", username=email, password=PASSWORD, otp=lambda: code
+            )
+            async with client_for(app, auth) as http:
+                if works:
+                    assert (await http.get("/whoami")).status_code == 200
+                    continue
+                with pytest.raises(AuthapiError, match="invalid_grant"):
+                    await http.get("/whoami")
+
+    async def test_without_a_callback_it_raises_with_the_methods(
+        self, app: FastAPI, client: httpx.AsyncClient, context: AppContext, clock: FakeClock
+    ) -> None:
+        user = await register(client)
+        await enable_totp(client, await login(client, user["email"]), clock)
+        auth = AuthapiAuth("http://testserver/token", username=user["email"], password=PASSWORD)
+        async with client_for(app, auth) as http:
+            with pytest.raises(AuthapiMfaRequired) as raised:
+                await http.get("/whoami")
+        assert raised.value.mfa_methods == ["totp", "recovery_code"]
+        assert auth.access_token is None
 
 
 @pytest.mark.parametrize("settings_overrides", [{"access_token_ttl": 10}])

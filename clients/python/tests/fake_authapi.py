@@ -2,7 +2,8 @@
 (`httpx.MockTransport`), so that the client's tests need neither a server nor a
 database. It keeps to the contract the client relies on: the password and refresh_token
 grants, refresh-token rotation, `invalid_grant` for a dead session, 401 for a bad
-bearer token. The tests against the real server are in the server's suite
+bearer token, and, for an account with a second factor, `mfa_required` and the MFA
+grant. The tests against the real server are in the server's suite
 (tests/client/test_against_server.py)."""
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ TOKEN_URL = "https://auth.example.com/token"
 ME_URL = "https://auth.example.com/users/me"
 EMAIL = "svc@example.com"
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the stand-in's only account
+CODE = "123456"  # the account's one right code, when it has a second factor
+MFA_GRANT = "urn:authapi:params:oauth:grant-type:mfa"
 
 
 @dataclass
@@ -25,11 +28,15 @@ class Refusal:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, str] = field(default_factory=lambda: {"error": "temporarily_unavailable"})
+    grant_type: str | None = None  # refuse the next request of this grant only
 
 
 class FakeAuthapi:
-    def __init__(self, expires_in: int = 300) -> None:
+    def __init__(self, expires_in: int = 300, mfa_methods: list[str] | None = None) -> None:
         self.expires_in = expires_in
+        # With methods, a right password answers mfa_required, and CODE is the factor.
+        self.mfa_methods = mfa_methods
+        self._mfa_tokens: set[str] = set()
         # The grant_type of every token request, in order, and the scope each asked for.
         self.grants: list[str] = []
         self.scopes: list[str | None] = []
@@ -63,12 +70,24 @@ class FakeAuthapi:
     def _token(self, form: dict[str, str]) -> httpx.Response:
         self.grants.append(form["grant_type"])
         self.scopes.append(form.get("scope"))
-        if self._refusals:
-            refusal = self._refusals.pop(0)
-            return httpx.Response(refusal.status, headers=refusal.headers, json=refusal.body)
+        for refusal in self._refusals:
+            if refusal.grant_type in (None, form["grant_type"]):
+                self._refusals.remove(refusal)
+                return httpx.Response(refusal.status, headers=refusal.headers, json=refusal.body)
         if form["grant_type"] == "password":
             if (form.get("username"), form.get("password")) != (EMAIL, PASSWORD):
                 return invalid_grant("wrong email or password")
+            if self.mfa_methods:
+                mfa_token = secrets.token_urlsafe()
+                self._mfa_tokens.add(mfa_token)
+                required = {"error": "mfa_required", "error_description": "a second factor"}
+                return httpx.Response(
+                    400, json={**required, "mfa_token": mfa_token, "mfa_methods": self.mfa_methods}
+                )
+        elif form["grant_type"] == MFA_GRANT:
+            if form.get("mfa_token") not in self._mfa_tokens or form.get("otp") != CODE:
+                return invalid_grant("wrong code")
+            self._mfa_tokens.remove(form["mfa_token"])
         elif form["grant_type"] == "refresh_token":
             refresh_token = form.get("refresh_token", "")
             if refresh_token not in self._refresh_tokens:

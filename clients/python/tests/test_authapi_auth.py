@@ -13,10 +13,20 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
-from fake_authapi import EMAIL, ME_URL, PASSWORD, TOKEN_URL, FakeAuthapi, FakeMonotonic, Refusal
+from fake_authapi import (
+    CODE,
+    EMAIL,
+    ME_URL,
+    MFA_GRANT,
+    PASSWORD,
+    TOKEN_URL,
+    FakeAuthapi,
+    FakeMonotonic,
+    Refusal,
+)
 
 import authapi_client
-from authapi_client import AuthapiAuth, AuthapiError, AuthapiUnavailable
+from authapi_client import AuthapiAuth, AuthapiError, AuthapiMfaRequired, AuthapiUnavailable
 
 
 def auth_for(
@@ -46,10 +56,12 @@ def test_the_public_names() -> None:
     assert sorted(authapi_client.__all__) == [
         "AuthapiAuth",
         "AuthapiError",
+        "AuthapiMfaRequired",
         "AuthapiUnavailable",
         "__version__",
     ]
     assert issubclass(AuthapiUnavailable, AuthapiError)
+    assert issubclass(AuthapiMfaRequired, AuthapiError)
 
 
 class TestLogin:
@@ -110,6 +122,75 @@ class TestLogin:
             clock.now += 1
             assert http.get(ME_URL).status_code == 200
         assert server.grants == ["password", "password"]
+
+
+class TestSecondFactor:
+    def test_the_otp_callback_gives_the_code_of_the_mfa_grant(self) -> None:
+        server = FakeAuthapi(mfa_methods=["totp", "recovery_code"])
+        asked: list[None] = []
+
+        def otp() -> str:
+            asked.append(None)
+            return CODE
+
+        auth = AuthapiAuth(TOKEN_URL, username=EMAIL, password=PASSWORD, otp=otp)
+
+        async def steps(http: httpx.AsyncClient) -> None:
+            responses = await asyncio.gather(*(http.get(ME_URL) for _ in range(5)))
+            assert {r.status_code for r in responses} == {200}
+
+        run(server, auth, steps)
+        assert server.grants == ["password", MFA_GRANT]  # one login for all five
+        assert len(asked) == 1
+
+    def test_without_a_callback_the_login_raises_mfa_required(self) -> None:
+        server = FakeAuthapi(mfa_methods=["totp"])
+        auth = AuthapiAuth(TOKEN_URL, username=EMAIL, password=PASSWORD)
+        with httpx.Client(transport=server.transport, auth=auth) as http:
+            with pytest.raises(AuthapiMfaRequired, match="pass `otp`") as raised:
+                http.get(ME_URL)
+        assert raised.value.mfa_methods == ["totp"]
+        assert server.grants == ["password"]
+        assert auth.access_token is None
+
+    def test_a_passkey_only_account_raises_without_asking_for_a_code(self) -> None:
+        server = FakeAuthapi(mfa_methods=["passkey"])
+        auth = AuthapiAuth(TOKEN_URL, username=EMAIL, password=PASSWORD, otp=lambda: CODE)
+        with httpx.Client(transport=server.transport, auth=auth) as http:
+            with pytest.raises(AuthapiMfaRequired) as raised:
+                http.get(ME_URL)
+        assert raised.value.mfa_methods == ["passkey"]
+        assert server.grants == ["password"]
+
+    def test_a_wrong_code_raises_the_refusal(self) -> None:
+        server = FakeAuthapi(mfa_methods=["totp"])
+        auth = AuthapiAuth(TOKEN_URL, username=EMAIL, password=PASSWORD, otp=lambda: "000000")
+        with httpx.Client(transport=server.transport, auth=auth) as http:
+            with pytest.raises(AuthapiError, match="invalid_grant") as raised:
+                http.get(ME_URL)
+        assert not isinstance(raised.value, AuthapiMfaRequired)
+        assert server.grants == ["password", MFA_GRANT]
+        assert auth.access_token is None
+
+    def test_a_rate_limited_code_waits_for_retry_after(self) -> None:
+        server = FakeAuthapi(mfa_methods=["totp"])
+        clock = FakeMonotonic()
+        auth = AuthapiAuth(
+            TOKEN_URL, username=EMAIL, password=PASSWORD, otp=lambda: CODE, clock=clock
+        )
+        server.refuse_next_token_request(
+            Refusal(429, {"Retry-After": "60"}, {"error": "too_many_requests"}, MFA_GRANT)
+        )
+        with httpx.Client(transport=server.transport, auth=auth) as http:
+            with pytest.raises(AuthapiUnavailable, match="login postponed"):
+                http.get(ME_URL)
+            clock.now += 59
+            with pytest.raises(AuthapiUnavailable):
+                http.get(ME_URL)  # refused at once, the endpoint is not asked
+            assert server.grants == ["password", MFA_GRANT]
+            clock.now += 1
+            assert http.get(ME_URL).status_code == 200
+        assert server.grants == ["password", MFA_GRANT, "password", MFA_GRANT]
 
 
 class TestRefresh:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fake_authapi import EMAIL, PASSWORD, FakeAuthapi
+from fake_authapi import CODE, EMAIL, MFA_GRANT, PASSWORD, FakeAuthapi
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -33,3 +33,15 @@ def test_usage_example(
     exec(readme_example(marker), {"__name__": "__main__"})  # noqa: S102 - our own README
     assert capsys.readouterr().out == f"{EMAIL}\n"
     assert server.grants == ["password"]
+
+
+def test_otp_example(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    server = FakeAuthapi(mfa_methods=["totp", "recovery_code"])
+    client = functools.partial(httpx.Client, transport=server.transport)
+    monkeypatch.setattr(httpx, "Client", client)
+    monkeypatch.setenv("AUTHAPI_PASSWORD", PASSWORD)
+    monkeypatch.setattr("builtins.input", lambda prompt: CODE)  # the user types it
+    example = readme_example("otp").replace("alice@example.com", EMAIL)
+    exec(example, {"__name__": "__main__"})  # noqa: S102 - our own README
+    assert capsys.readouterr().out == f"{EMAIL}\n"
+    assert server.grants == ["password", MFA_GRANT]

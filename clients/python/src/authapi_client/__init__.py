@@ -8,7 +8,13 @@ The names below are the public surface; the modules beginning with `_` are not.
 """
 
 from authapi_client._auth import AuthapiAuth
-from authapi_client._errors import AuthapiError, AuthapiUnavailable
+from authapi_client._errors import AuthapiError, AuthapiMfaRequired, AuthapiUnavailable
 from authapi_client._version import __version__
 
-__all__ = ["AuthapiAuth", "AuthapiError", "AuthapiUnavailable", "__version__"]
+__all__ = [
+    "AuthapiAuth",
+    "AuthapiError",
+    "AuthapiMfaRequired",
+    "AuthapiUnavailable",
+    "__version__",
+]

@@ -6,10 +6,11 @@
 
 It logs in with the password grant on first use, sends the access token as a bearer
 token, refreshes it (rotating the refresh token) shortly before it expires or once
-after a 401, and logs in again only when the session has ended (`invalid_grant`). A
-refresh answered 429 or 503 keeps the session: the access token is used while it is
-valid, and the token endpoint is not asked again before its `Retry-After`; with no
-valid token meanwhile, the request raises `AuthapiUnavailable`.
+after a 401, and logs in again only when the session has ended (`invalid_grant`). For
+an account with a second factor, the login's second step (the MFA grant) takes its code
+from the `otp` callback. A refresh answered 429 or 503 keeps the session: the access
+token is used while it is valid, and the token endpoint is not asked again before its
+`Retry-After`; with no valid token meanwhile, the request raises `AuthapiUnavailable`.
 Refreshes are single-flight: however many requests run at once, in threads or tasks,
 one of them refreshes and the others wait for its result.
 """
@@ -26,8 +27,13 @@ from typing import Any
 
 import httpx
 
-from authapi_client._errors import AuthapiError, AuthapiUnavailable
-from authapi_client._token_responses import WAIT_STATUSES, retry_after, session_ended
+from authapi_client._errors import AuthapiError, AuthapiMfaRequired, AuthapiUnavailable
+from authapi_client._token_responses import (
+    WAIT_STATUSES,
+    mfa_required,
+    retry_after,
+    session_ended,
+)
 
 # The exchange of one token request: yields the request, receives its response.
 TokenFlow = Generator[httpx.Request, httpx.Response, None]
@@ -35,6 +41,10 @@ TokenFlow = Generator[httpx.Request, httpx.Response, None]
 # A refresh starts at most this fraction of the lifetime before expiry, so that a short
 # access-token TTL (at or below the margin) does not mean a refresh before every request.
 MARGIN_FRACTION = 0.25
+
+MFA_GRANT = "urn:authapi:params:oauth:grant-type:mfa"
+# What `otp` can answer: a TOTP code or a recovery code (the contract's `mfa_methods`).
+CODE_METHODS = frozenset({"totp", "recovery_code"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,11 @@ class AuthapiAuth(httpx.Auth):
     `httpx.AsyncClient`, the same instance shared by all of a service's requests.
 
     `token_url` is authapi's `POST /token`; `username` and `password` are the account's.
+    `otp`, for an account with a second factor, is called at each login that needs one
+    and returns a TOTP code (or a recovery code); without it such a login raises
+    `AuthapiMfaRequired`. It runs while the login holds the auth's lock (every other
+    request waits for the login anyway), in the calling thread: an async service gives a
+    callback that returns at once, e.g. `lambda: pyotp.TOTP(secret).now()`.
     `scope`, when given, is asked for at login and refresh (default: the server's).
     `refresh_margin` is how many seconds before expiry a request refreshes first (at
     most a quarter of the token's lifetime). `clock` measures that time; tests pass a
@@ -62,12 +77,14 @@ class AuthapiAuth(httpx.Auth):
         *,
         username: str,
         password: str,
+        otp: Callable[[], str] | None = None,
         scope: str | None = None,
         refresh_margin: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token_url = token_url
         self._credentials = {"username": username, "password": password}
+        self._otp = otp
         self._scope = scope
         self._margin = refresh_margin
         self._clock = clock
@@ -145,6 +162,8 @@ class AuthapiAuth(httpx.Auth):
         if waiting := self._waiting("login"):
             raise waiting
         response = yield self._token_request({"grant_type": "password", **self._credentials})
+        if (methods := mfa_required(response)) is not None:
+            response = yield self._second_factor(response, methods)
         if response.status_code == 200:
             self._store(response)
             return
@@ -152,6 +171,14 @@ class AuthapiAuth(httpx.Auth):
         if response.status_code in WAIT_STATUSES:
             raise AuthapiUnavailable(retry_after(response), response, action="login")
         raise AuthapiError.refused("login", response)
+
+    def _second_factor(self, response: httpx.Response, methods: list[str]) -> httpx.Request:
+        """The MFA grant after a right password: the `mfa_token` of `response` and a code
+        from the `otp` callback (an account with only a passkey cannot log in here)."""
+        if self._otp is None or not CODE_METHODS.intersection(methods):
+            raise AuthapiMfaRequired(methods, response)
+        form = {"grant_type": MFA_GRANT, "mfa_token": response.json()["mfa_token"]}
+        return self._token_request({**form, "otp": self._otp()})
 
     def _authorize(self, request: httpx.Request) -> str:
         assert self._tokens is not None  # noqa: S101 - _renew always leaves tokens

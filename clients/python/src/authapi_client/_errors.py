@@ -1,6 +1,7 @@
 """What a request raises when the token endpoint will not give it an access token.
 
     AuthapiError            the token endpoint refused (wrong password, disabled user, ...)
+    ├── AuthapiMfaRequired  the password was right, and the account needs a second factor
     └── AuthapiUnavailable  it asked to wait (429, 503) and no valid access token is left
 
 A refusal of the API itself (a 403, a 404) is not an exception: it is the response.
@@ -28,6 +29,19 @@ class AuthapiError(Exception):
         except ValueError:
             detail = response.text[:200]
         return cls(f"{action} refused ({response.status_code}) {detail}", response)
+
+
+class AuthapiMfaRequired(AuthapiError):
+    """The password was right, but the account has a second factor and there is no `otp`
+    callback to give a code (or the account has only passkeys, which need a browser).
+    `mfa_methods` are the server's: "totp", "recovery_code", "passkey"."""
+
+    def __init__(self, mfa_methods: list[str], response: httpx.Response) -> None:
+        super().__init__(
+            "login needs a second factor (" + ", ".join(mfa_methods) + "): pass `otp`",
+            response,
+        )
+        self.mfa_methods = mfa_methods
 
 
 class AuthapiUnavailable(AuthapiError):

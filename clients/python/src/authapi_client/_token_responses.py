@@ -1,4 +1,5 @@
-"""What the token endpoint's refusals mean for the session: ended, or only postponed."""
+"""What the token endpoint's refusals mean for the session: ended, only postponed, or
+waiting for a second factor."""
 
 from __future__ import annotations
 
@@ -26,12 +27,28 @@ def retry_after(response: httpx.Response) -> float:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _error_body(response: httpx.Response) -> dict[str, object]:
+    """The JSON error body of a 400, or {} (another status, or not our body: a proxy's)."""
+    if response.status_code != 400:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def session_ended(response: httpx.Response) -> bool:
     """True for `invalid_grant`: the refresh token is dead (logout, revocation, expiry).
     Every other refusal (429, 503, a proxy's 502) leaves the session as it was."""
-    if response.status_code != 400:
-        return False
-    try:
-        return bool(response.json().get("error") == "invalid_grant")
-    except (ValueError, AttributeError):
-        return False
+    return _error_body(response).get("error") == "invalid_grant"
+
+
+def mfa_required(response: httpx.Response) -> list[str] | None:
+    """The `mfa_methods` of a password grant answered `mfa_required` (the password was
+    right; a second factor must follow with its `mfa_token`), else None."""
+    body = _error_body(response)
+    if body.get("error") != "mfa_required" or not isinstance(body.get("mfa_token"), str):
+        return None
+    methods = body.get("mfa_methods")
+    return [str(m) for m in methods] if isinstance(methods, list) else []
