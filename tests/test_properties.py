@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from authapi.access_tokens.service import AccessTokens, AccessTokenSubject
 from authapi.errors import InvalidScope, InvalidToken
-from authapi.oauth.service import resolve_scope
+from authapi.oauth.issuing import resolve_scope
 from authapi.sessions.rotation import RefreshTokenClaims, RefreshTokenCodec
 from authapi.signing.keys import KeySet, PrivateKey, SigningKey, algorithm_for, thumbprint
 from authapi.users.emails import normalize_email

@@ -41,8 +41,8 @@ from authapi.mfa.router import router as mfa_router
 from authapi.mfa.tokens import MfaTokenKey
 from authapi.middleware import JSONErrorCORS, RequestContext, SecurityHeaders, SizeLimits
 from authapi.oauth.browser import DELIVERY_HEADER
+from authapi.oauth.issuing import TokenIssuer
 from authapi.oauth.router import router as oauth_router
-from authapi.oauth.service import TokenIssuer
 from authapi.openapi import correct_openapi
 from authapi.passkeys.relying_party import from_settings as relying_party_from_settings
 from authapi.passkeys.router import router as passkeys_router

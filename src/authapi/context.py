@@ -15,7 +15,7 @@ from authapi.mail.sender import MailSender
 from authapi.mail.tokens import MailTokenKey
 from authapi.mfa.codes import CodeChecker
 from authapi.mfa.tokens import MfaTokenKey
-from authapi.oauth.service import TokenIssuer
+from authapi.oauth.issuing import TokenIssuer
 from authapi.passkeys.relying_party import RelyingParty
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed

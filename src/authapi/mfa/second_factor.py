@@ -1,7 +1,7 @@
 """The two halves of a login with a second factor, around the mfa_token (tokens.py):
 `challenge` (the password was right: no session, an mfa_token instead) and `complete`
 (the mfa_token and a second factor: whose login it finishes). The session itself is
-made by oauth/service.log_in, as for any login."""
+made by oauth/issuing.log_in, as for any login."""
 
 from __future__ import annotations
 

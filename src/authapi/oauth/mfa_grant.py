@@ -13,8 +13,8 @@ from authapi.client_address import Requester
 from authapi.context import AppContext
 from authapi.errors import InvalidRequest
 from authapi.mfa import second_factor
+from authapi.oauth.issuing import Issued, log_in
 from authapi.oauth.schemas import TokenForm
-from authapi.oauth.service import Issued, log_in
 
 GRANT_TYPE = "urn:authapi:params:oauth:grant-type:mfa"
 

@@ -26,6 +26,7 @@ from authapi.errors import (
 )
 from authapi.oauth import browser, mfa_grant, service
 from authapi.oauth.browser import CsrfRejected
+from authapi.oauth.issuing import Issued
 from authapi.oauth.schemas import (
     LogoutRequest,
     RefreshRequest,
@@ -75,7 +76,7 @@ async def _refuse_repeated(request: Request, names: tuple[str, ...]) -> None:
 
 
 def _deliver(
-    issued: service.Issued,
+    issued: Issued,
     request: Request,
     response: Response,
     settings: Settings,

@@ -18,15 +18,14 @@ from webauthn.helpers.structs import UserVerificationRequirement
 from authapi import auth_methods
 from authapi.audit import service as audit
 from authapi.client_address import Requester
-from authapi.errors import EmailNotVerified, PasskeyRefused
-from authapi.oauth.service import Issued, TokenIssuer, resolve_scope
+from authapi.errors import PasskeyRefused
+from authapi.oauth.issuing import Issued, TokenIssuer, log_in, refuse_unverified, resolve_scope
 from authapi.passkeys import challenges
 from authapi.passkeys.challenges import Purpose
 from authapi.passkeys.models import Passkey
 from authapi.passkeys.registration import descriptor
 from authapi.passkeys.relying_party import RelyingParty
 from authapi.passkeys.service import verify_assertion
-from authapi.sessions import service as sessions
 from authapi.sessions.service import SessionPolicy
 from authapi.users.models import User
 
@@ -90,45 +89,16 @@ async def passkey_grant(
             detail=LOGIN_DETAIL,
         )
         raise PasskeyRefused()
-    if require_verified_email and not user.email_verified:
-        audit.record(
-            db,
-            audit.Event.LOGIN_FAILED,
-            at=now,
-            requester=requester,
-            user_id=user.id,
-            detail="email_not_verified",
-        )
-        raise EmailNotVerified()
+    refuse_unverified(db, user, required=require_verified_email, now=now, requester=requester)
     amr = (verified.kind, auth_methods.MULTIPLE_FACTORS)
-    # The rest is the password grant's (oauth/service.py): a session, its audit record
-    # and the token pair.
-    session = await sessions.create_session(
+    return await log_in(
         db,
+        issuer,
         policy,
-        user_id=user.id,
+        user,
         scope=granted,
         amr=amr,
         now=now,
-        user_agent=requester.user_agent,
-        ip=requester.ip,
-    )
-    audit.record(
-        db,
-        audit.Event.LOGIN_SUCCEEDED,
-        at=now,
         requester=requester,
-        user_id=user.id,
-        session_id=session.id,
         detail=LOGIN_DETAIL,
-    )
-    return issuer.issue(
-        user_id=user.id,
-        role=user.role,
-        session_id=session.id,
-        generation=session.generation,
-        session_expires_at=session.expires_at,
-        scope=granted,
-        amr=amr,
-        now=now,
     )
