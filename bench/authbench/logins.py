@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,14 +43,15 @@ class TotpPool:
     it is to send (sent a moment later, in the next step, it is still within the
     server's drift), so the pool knows what the server will have spent."""
 
-    def __init__(self, users: Sequence[TotpUser]) -> None:
+    def __init__(self, users: Sequence[TotpUser], clock: Callable[[], float] = time.time) -> None:
         self.users = list(users)
+        self.clock = clock  # Unix time, as the server's steps count it
         self.spent = [user.spent_step for user in self.users]  # the last step each was lent for
         self.next = 0
         self.lent = 0
 
     def take(self) -> tuple[TotpUser, int]:
-        step = int(time.time()) // STEP_SECONDS
+        step = int(self.clock()) // STEP_SECONDS
         for _ in range(len(self.users)):
             number = self.next
             self.next = (self.next + 1) % len(self.users)
@@ -64,24 +65,34 @@ class TotpPool:
         )
 
 
-class PasswordLogin:
+class LoginClient:
+    """One client: its keep-alive connection, and `step`, one login on it."""
+
+    def __init__(self, base_url: str) -> None:
+        self.connection = Connection(*address(base_url))
+
+    async def step(self) -> Mapping[str, float] | None:
+        raise NotImplementedError
+
+
+class PasswordLogin(LoginClient):
     """A password grant of a user without a second factor: 200 and tokens."""
 
     def __init__(self, base_url: str, email: str) -> None:
-        self.connection = Connection(*address(base_url))
+        super().__init__(base_url)
         self.body = _password_form(email)
 
     async def step(self) -> None:
         await _post(self.connection, "/token", self.body, FORM, 200)
 
 
-class TwoStepLogin:
+class TwoStepLogin(LoginClient):
     """A TOTP user's login: the password grant (400 `mfa_required` with an
     `mfa_token`), then the MFA grant with the code. Returns the MFA grant's seconds
     as the part "mfa"."""
 
     def __init__(self, base_url: str, pool: TotpPool) -> None:
-        self.connection = Connection(*address(base_url))
+        super().__init__(base_url)
         self.pool = pool
 
     async def step(self) -> dict[str, float]:
@@ -99,12 +110,12 @@ class TwoStepLogin:
         return {"mfa": time.perf_counter() - began}
 
 
-class PasskeyLogin:
+class PasskeyLogin(LoginClient):
     """A passwordless login: request options, then the passkey grant with the
     assertion signed over their challenge."""
 
     def __init__(self, base_url: str, passkey: Passkey) -> None:
-        self.connection = Connection(*address(base_url))
+        super().__init__(base_url)
         self.passkey = passkey
 
     async def step(self) -> None:

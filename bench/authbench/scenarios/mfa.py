@@ -16,7 +16,7 @@ import uvloop
 from authbench import factors, postgres, procfs, servers
 from authbench.config import BenchConfig
 from authbench.httpload import LoadResult, Step, closed_loop
-from authbench.logins import PasskeyLogin, PasswordLogin, TotpPool, TwoStepLogin
+from authbench.logins import LoginClient, PasskeyLogin, PasswordLogin, TotpPool, TwoStepLogin
 from authbench.results import Figure, ScenarioResult
 
 DATABASE = "authapi_bench_mfa"
@@ -65,26 +65,32 @@ def describe(config: BenchConfig) -> ScenarioResult:
 
 
 def measure(config: BenchConfig, result: ScenarioResult) -> None:
+    measure_on(config, result, DATABASE, "mfa")
+
+
+def measure_on(config: BenchConfig, result: ScenarioResult, database: str, name: str) -> None:
+    """`measure` with a database and a server directory of the caller's (a test's, so
+    that it does not clash with a benchmark running meanwhile)."""
     try:
-        _measure(config, result)
+        _measure(config, result, database, name)
     finally:
-        postgres.drop_database(DATABASE)
+        postgres.drop_database(database)
 
 
-def _measure(config: BenchConfig, result: ScenarioResult) -> None:
-    database_url = postgres.create_database(DATABASE)
-    server = servers.authapi(config, "mfa", database_url, AUTHAPI_APP_URL=APP_URL)
+def _measure(config: BenchConfig, result: ScenarioResult, database: str, name: str) -> None:
+    database_url = postgres.create_database(database)
+    server = servers.authapi(config, name, database_url, AUTHAPI_APP_URL=APP_URL)
     with servers.running(server):
         base = server.base_url
         started = time.monotonic()
         plain = factors.plain_users(base, "plain", CONNECTIONS)
         passkeys = factors.passkey_users(base, "passkey", CONNECTIONS, APP_URL)
-        pool = TotpPool(factors.totp_users(server, DATABASE, config.mfa_users))
+        pool = TotpPool(factors.totp_users(server, database, config.mfa_users))
         made = time.monotonic() - started
-        clients: dict[str, list[Step]] = {
-            "password": [PasswordLogin(base, email).step for email in plain],
-            "two_step": [TwoStepLogin(base, pool).step for _ in range(CONNECTIONS)],
-            "passkey": [PasskeyLogin(base, passkey).step for passkey in passkeys],
+        clients: dict[str, list[LoginClient]] = {
+            "password": [PasswordLogin(base, email) for email in plain],
+            "two_step": [TwoStepLogin(base, pool) for _ in range(CONNECTIONS)],
+            "passkey": [PasskeyLogin(base, passkey) for passkey in passkeys],
         }
         runs = uvloop.run(_run_all(config, server.pid, clients))
     result.commands.append(server.shown())
@@ -122,10 +128,24 @@ class KindRun:
 
 
 async def _run_all(
-    config: BenchConfig, pid: int, clients: dict[str, list[Step]]
+    config: BenchConfig, pid: int, clients: dict[str, list[LoginClient]]
 ) -> list[dict[str, KindRun]]:
-    for steps in clients.values():  # warm-up: connections, caches, the first hashes
-        await closed_loop(steps, config.warmup_seconds, 0)
+    try:
+        return await _runs(config, pid, clients)
+    finally:
+        for each in clients.values():
+            for client in each:
+                await client.connection.close()
+
+
+async def _runs(
+    config: BenchConfig, pid: int, clients: dict[str, list[LoginClient]]
+) -> list[dict[str, KindRun]]:
+    steps: dict[str, list[Step]] = {
+        kind: [client.step for client in each] for kind, each in clients.items()
+    }
+    for each in steps.values():  # warm-up: connections, caches, the first hashes
+        await closed_loop(each, config.warmup_seconds, 0)
     runs = []
     slices = max(1, config.login_seconds // config.wrk_segment)
     for _ in range(config.runs):
@@ -133,7 +153,7 @@ async def _run_all(
         for _ in range(slices):
             for kind in KINDS:
                 before = procfs.cpu_seconds(pid)
-                part = await closed_loop(clients[kind], 0, config.wrk_segment)
+                part = await closed_loop(steps[kind], 0, config.wrk_segment)
                 run[kind].add(part, procfs.cpu_seconds(pid) - before)
         runs.append(run)
     return runs
