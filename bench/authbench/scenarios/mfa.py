@@ -103,6 +103,9 @@ def _measure(config: BenchConfig, result: ScenarioResult, database: str, name: s
         "logins in all (warm-up included).",
         "Latency percentiles are over all the logins of a run (its slices together); a "
         "login still in flight when its slice ends is not counted.",
+        "Server CPU per login: the server process's CPU time (hashing threads included, "
+        "PostgreSQL's backends not) over each slice ÷ the logins completed in it; less "
+        "sensitive than logins/s to other work on the machine.",
     ]
 
 
