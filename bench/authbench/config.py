@@ -34,6 +34,7 @@ class BenchConfig:
     scale_large: int
     prune_rows: int
     login_seconds: int
+    mfa_users: int  # TOTP users of the mfa scenario: at least its two-step logins in 30 s
     flood_logins: int  # concurrent logins of the login flood
     flood_idle_requests: int  # /whoami probe requests before the flood
     quiet_wait_seconds: float  # before each flood run, wait up to this for a quiet machine
@@ -90,6 +91,7 @@ def make_config(
             scale_large=20_000,
             prune_rows=20_000,
             login_seconds=2,
+            mfa_users=500,
             flood_logins=50,
             flood_idle_requests=200,
             quiet_wait_seconds=1.0,  # one look: the code path of the full run
@@ -110,6 +112,7 @@ def make_config(
         scale_large=1_000_000,
         prune_rows=1_000_000,
         login_seconds=6,
+        mfa_users=5_000,
         flood_logins=500,
         flood_idle_requests=2_000,
         quiet_wait_seconds=10.0,

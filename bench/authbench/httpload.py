@@ -88,13 +88,17 @@ class Connection:
             self._writer = None
 
 
-Step = Callable[[], Awaitable[None]]  # one request of one client; raises on failure
+# One request (or exchange of a few) of one client; raises on failure. It may return the
+# seconds of its parts by name (a two-step login's second request), kept beside the whole.
+Step = Callable[[], Awaitable[Mapping[str, float] | None]]
 
 
 @dataclass
 class LoadResult:
     seconds: float
     latencies: list[float] = field(default_factory=list)  # s, of requests in the window
+    parts: dict[str, list[float]] = field(default_factory=dict)  # s, of the steps' parts
+    done: int = 0  # steps completed, those outside the window too
 
     @property
     def per_second(self) -> float:
@@ -116,10 +120,13 @@ async def closed_loop(steps: list[Step], warmup: float, duration: float) -> Load
             began = time.perf_counter()
             if began >= window_end:
                 return
-            await step()
+            parts = await step()
             ended = time.perf_counter()
+            result.done += 1
             if began >= window_start and ended <= window_end:
                 result.latencies.append(ended - began)
+                for name, seconds in (parts or {}).items():
+                    result.parts.setdefault(name, []).append(seconds)
 
     await asyncio.gather(*(client(step) for step in steps))
     return result

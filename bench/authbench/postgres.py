@@ -119,6 +119,61 @@ def fill_sessions(database: str, first: int, last: int, *, expired: bool) -> Non
     fetchval(database, "ANALYZE sessions")
 
 
+async def _columns(connection: asyncpg.Connection, table: str) -> list[str]:
+    rows = await connection.fetch(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+        table,
+    )
+    return [row["column_name"] for row in rows]
+
+
+def clone_totp_users(
+    database: str, template: str, users: list[tuple[uuid.UUID, str, bytes]]
+) -> None:
+    """Copies of the user `template` (an email) and of its TOTP factor, one per
+    (id, email, sealed secret): every other column as authapi set it on the template
+    (password hash, flags, times), no step spent. Columns are read from the schema, so
+    that a new one is copied too."""
+
+    async def clone() -> None:
+        connection = await asyncpg.connect(dsn(database))
+        try:
+            async with connection.transaction():
+                template_id = await connection.fetchval(
+                    "SELECT id FROM users WHERE email = $1", template
+                )
+                kept = [c for c in await _columns(connection, "users") if c not in ("id", "email")]
+                await connection.execute(
+                    f"""
+                    INSERT INTO users (id, email, {", ".join(kept)})
+                    SELECT new.id, new.email, {", ".join("t." + c for c in kept)}
+                    FROM unnest($1::uuid[], $2::text[]) AS new(id, email), users t
+                    WHERE t.id = $3
+                    """,  # noqa: S608 - column names from the schema, values as parameters
+                    [user[0] for user in users],
+                    [user[1] for user in users],
+                    template_id,
+                )
+                spent = ("user_id", "sealed_secret", "last_used_step")
+                kept = [c for c in await _columns(connection, "totp_factors") if c not in spent]
+                await connection.execute(
+                    f"""
+                    INSERT INTO totp_factors (user_id, sealed_secret, {", ".join(kept)})
+                    SELECT new.id, new.sealed, {", ".join("t." + c for c in kept)}
+                    FROM unnest($1::uuid[], $2::bytea[]) AS new(id, sealed), totp_factors t
+                    WHERE t.user_id = $3
+                    """,  # noqa: S608 - column names from the schema, values as parameters
+                    [user[0] for user in users],
+                    [user[2] for user in users],
+                    template_id,
+                )
+        finally:
+            await connection.close()
+
+    asyncio.run(clone())
+
+
 def server_facts() -> dict[str, str]:
     async def read() -> dict[str, str]:
         connection = await asyncpg.connect(ADMIN_DSN)

@@ -1,0 +1,101 @@
+"""The benchmark suite's code (bench/authbench), so that it cannot rot between the
+recorded runs: CI's `scripts/bench --quick` runs every scenario once; these run with
+the tests. Speed is never asserted, only that the figures are measured.
+
+The `mfa` scenario runs on PostgreSQL only, as the suite does (its TOTP users are
+copied in bulk with asyncpg)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+import pyotp
+import pytest
+from authbench import postgres
+from authbench.config import BENCH_DIR, make_config
+from authbench.factors import STEP_SECONDS, TotpUser
+from authbench.logins import TotpPool
+from authbench.scenarios import SCENARIOS, mfa
+
+DATABASE = "authapi_bench_test_mfa"  # not the scenario's: a benchmark may be running
+
+
+class TestScenarioTable:
+    def test_every_scenario_module_is_run_and_described(self) -> None:
+        modules = {path.stem for path in (BENCH_DIR / "authbench" / "scenarios").glob("*.py")}
+        assert modules - {"__init__"} == set(SCENARIOS)
+        readme = (BENCH_DIR / "README.md").read_text()
+        described = set(re.findall(r"^\| `(\w+)` \|", readme, re.MULTILINE))
+        assert set(SCENARIOS) <= described
+
+
+class StepClock:
+    """Unix time, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0 + 1  # one second into a step
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def totp_users(count: int, spent_step: int = -1) -> list[TotpUser]:
+    return [
+        TotpUser(f"u{n}@example.com", pyotp.TOTP(pyotp.random_base32()), spent_step)
+        for n in range(count)
+    ]
+
+
+class TestTotpPool:
+    def test_lends_each_user_once_a_step(self) -> None:
+        clock = StepClock()
+        pool = TotpPool(totp_users(2), clock)
+        lent = [pool.take(), pool.take()]
+        assert {user.email for user, _ in lent} == {"u0@example.com", "u1@example.com"}
+        assert {step for _, step in lent} == {int(clock.now) // STEP_SECONDS}
+        clock.now += STEP_SECONDS - 2  # the same step, its last second
+        with pytest.raises(RuntimeError, match="all 2 TOTP users"):
+            pool.take()
+
+    def test_the_next_step_lends_them_again(self) -> None:
+        clock = StepClock()
+        pool = TotpPool(totp_users(1), clock)
+        _, first = pool.take()
+        clock.now += STEP_SECONDS
+        user, second = pool.take()
+        assert (user.email, second) == ("u0@example.com", first + 1)
+        assert pool.lent == 2
+
+    def test_not_in_the_step_that_turned_totp_on(self) -> None:
+        clock = StepClock()
+        step = int(clock.now) // STEP_SECONDS
+        pool = TotpPool(totp_users(1, spent_step=step), clock)
+        with pytest.raises(RuntimeError):
+            pool.take()
+        clock.now += STEP_SECONDS
+        assert pool.take()[1] == step + 1
+
+
+class TestMfaScenario:
+    def test_measures_every_figure_against_a_real_server(self, tmp_path: Path) -> None:
+        """The whole scenario at the smallest sizes: a server on PostgreSQL, users with
+        TOTP (one over HTTP, the rest copied) and passkeys, each kind of login."""
+        config = dataclasses.replace(
+            make_config(quick=True, output_dir=tmp_path),
+            login_seconds=1,
+            wrk_segment=1,
+            warmup_seconds=0.2,
+            mfa_users=60,
+        )
+        result = mfa.describe(config)
+        mfa.measure_on(config, result, DATABASE, "test-mfa")
+        assert len(result.runs) == 1
+        (run,) = result.runs
+        assert set(run) == {figure.key for figure in result.figures}
+        assert all(math.isfinite(value) and value > 0 for value in run.values()), run
+        assert "AUTHAPI_APP_URL" in result.commands[0]
+        exists = "SELECT count(*) FROM pg_database WHERE datname = $1"
+        assert postgres.fetchval("postgres", exists, DATABASE) == 0  # dropped
