@@ -51,6 +51,7 @@ from authapi.ratelimit.service import RateLimiter
 from authapi.revocations import publish
 from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
+from authapi.sessions.one_trip import OneTripRotation
 from authapi.sessions.rotation import RefreshTokenCodec, load_refresh_token_key
 from authapi.sessions.router import router as sessions_router
 from authapi.sessions.service import SessionPolicy
@@ -145,6 +146,7 @@ async def build_context(settings: Settings, clock: Clock) -> AppContext:
         codes=CodeChecker(settings, kek, RecoveryCodeKey(refresh_token_key), rate_limiter),
         mfa_tokens=MfaTokenKey(refresh_token_key),
         relying_party=relying_party,
+        one_trip=OneTripRotation(engine) if engine.dialect.name == "postgresql" else None,
     )
 
 

@@ -20,6 +20,7 @@ from authapi.passkeys.relying_party import RelyingParty
 from authapi.ratelimit.service import RateLimiter
 from authapi.revocations.feed import RevocationFeed
 from authapi.revocations.registry import RevokedSessions
+from authapi.sessions.one_trip import OneTripRotation
 from authapi.sessions.rotation import RefreshTokenCodec
 from authapi.sessions.service import SessionPolicy
 from authapi.signing.reload import SigningKeyReloader
@@ -56,3 +57,5 @@ class AppContext:
     mfa_tokens: MfaTokenKey
     # Passkeys' WebAuthn relying party; None where the RP ID would be an IP address.
     relying_party: RelyingParty | None = None
+    # The common refresh in one statement (sessions/one_trip.py); PostgreSQL only.
+    one_trip: OneTripRotation | None = None

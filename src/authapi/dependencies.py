@@ -15,9 +15,13 @@ from authapi.db import transaction
 from authapi.errors import InvalidRequest
 
 
-async def get_context(request: Request) -> AppContext:
+def app_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
+
+
+async def get_context(request: Request) -> AppContext:
+    return app_context(request)
 
 
 Context = Annotated[AppContext, Depends(get_context)]

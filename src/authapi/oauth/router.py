@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Form, Request, Response, status
 
 from authapi.access_tokens.dependencies import bearer
+from authapi.client_address import identify_requester
 from authapi.config import Settings
-from authapi.db import transaction
-from authapi.dependencies import Context, CurrentRequester, DbSession, Now
+from authapi.dependencies import Context, CurrentRequester, DbSession, Now, app_context
 from authapi.error_bodies import NO_STORE, responses
 from authapi.errors import (
     AuthenticationRequired,
@@ -169,15 +169,15 @@ async def token(
         if not form.refresh_token:
             raise InvalidRequest("refresh_token is required")
         issued = await service.refresh_grant(
-            db,
+            context.sessionmaker,
             issuer=context.token_issuer,
             policy=context.session_policy,
             limiter=context.rate_limiter,
-            maker=context.sessionmaker,
             refresh_token=form.refresh_token,
             scope=form.scope,
             now=now,
             requester=requester,
+            one_trip=context.one_trip,
         )
         return _deliver(issued, request, response, context.settings, now)
     raise UnsupportedGrantType()
@@ -188,19 +188,22 @@ async def token(
     response_model=TokenResponse,
     response_model_exclude_none=True,
     responses=responses(*TOKEN_ERRORS, CsrfRejected, body=True, database=True),
-    dependencies=[limit_by_address("refresh")],
 )
 async def refresh(
     request: Request,
     response: Response,
-    context: Context,
-    now: Now,
-    requester: CurrentRequester,
     body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> TokenResponse:
     """Rotate a refresh token: a new access token and a new refresh token. The token
     comes in the JSON body, or, in browser mode (`X-Token-Delivery: cookie`, no body),
     from the refresh cookie, and the new one goes back into the cookie."""
+    # What other routes take as dependencies (Context, Now, CurrentRequester and the
+    # address limit), done here: FastAPI resolving four more dependencies per request
+    # was a tenth of a refresh's CPU (docs/performance.md).
+    context = app_context(request)
+    now = context.clock.now()
+    requester = identify_requester(request, context.settings.trusted_proxies)
+    await enforce_address_limit(context, requester, now, "refresh")
     _no_store(response)
     await _refuse_null_body(request, body)
     if body is not None:
@@ -213,22 +216,20 @@ async def refresh(
             raise InvalidRequest("refresh_token is required (in the body, or the refresh cookie)")
         browser.check_same_site(request, context.settings)
         refresh_token = cookie
-    # The request's transaction opened here rather than by the DbSession dependency:
-    # FastAPI's handling of a generator dependency (an exit stack, a shielded cancel
-    # scope, two context managers) is a cost every refresh paid (docs/performance.md).
-    # It commits before the answer is sent, as DbSession does.
-    async with transaction(context.sessionmaker) as db:
-        issued = await service.refresh_grant(
-            db,
-            issuer=context.token_issuer,
-            policy=context.session_policy,
-            limiter=context.rate_limiter,
-            maker=context.sessionmaker,
-            refresh_token=refresh_token,
-            scope=None,
-            now=now,
-            requester=requester,
-        )
+    # No DbSession dependency: the grant opens a transaction only when it needs one
+    # (FastAPI's handling of a generator dependency, and an unused ORM session, were a
+    # cost every refresh paid: docs/performance.md). It commits before the answer.
+    issued = await service.refresh_grant(
+        context.sessionmaker,
+        issuer=context.token_issuer,
+        policy=context.session_policy,
+        limiter=context.rate_limiter,
+        refresh_token=refresh_token,
+        scope=None,
+        now=now,
+        requester=requester,
+        one_trip=context.one_trip,
+    )
     return _deliver(issued, request, response, context.settings, now)
 
 

@@ -1,0 +1,81 @@
+"""The common refresh on PostgreSQL in one statement of its own (sessions/one_trip.py),
+and what it leaves to the general way: on SQLite every refresh goes that way; on
+PostgreSQL a disabled user, a narrowed scope and the grace window do. The rules
+themselves, on both databases: tests/sessions/test_rotation.py."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from sqlalchemy import func, select
+
+from authapi.audit.models import AuditEvent
+from authapi.context import AppContext
+from authapi.sessions.models import LoginSession
+from tests.support.factories import refresh, registered_login, statements_sent, update_user
+
+
+async def generation_of(context: AppContext, tokens: dict[str, str]) -> int:
+    claims = context.refresh_tokens.decode(tokens["refresh_token"])
+    assert claims is not None
+    async with context.sessionmaker() as db:
+        session = await db.get(LoginSession, claims.session_id)
+        assert session is not None
+        return session.generation
+
+
+async def refreshes_recorded(context: AppContext, user: dict[str, str]) -> int:
+    async with context.sessionmaker() as db:
+        query = select(func.count()).where(
+            AuditEvent.event == "refresh", AuditEvent.user_id == uuid.UUID(user["id"])
+        )
+        return int(await db.scalar(query) or 0)
+
+
+async def test_postgresql_answers_a_refresh_with_one_statement_of_its_own(
+    client: httpx.AsyncClient, context: AppContext, backend: str
+) -> None:
+    user, tokens = await registered_login(client)
+    before = await generation_of(context, tokens)
+    with statements_sent(context) as statements:
+        response = await refresh(client, tokens["refresh_token"])
+    assert response.status_code == 200, response.text
+    if backend == "postgresql":
+        assert statements == []  # none through SQLAlchemy: the driver sent the one
+        assert context.one_trip is not None
+    else:
+        assert any(s.startswith("UPDATE sessions") for s in statements)
+        assert context.one_trip is None
+    assert await generation_of(context, tokens) == before + 1
+    assert await refreshes_recorded(context, user) == 1
+
+
+async def test_a_disabled_users_session_does_not_advance(
+    client: httpx.AsyncClient, context: AppContext
+) -> None:
+    user, tokens = await registered_login(client)
+    before = await generation_of(context, tokens)
+    await update_user(context, user, is_active=False)
+    response = await refresh(client, tokens["refresh_token"])
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+    assert await generation_of(context, tokens) == before
+    assert await refreshes_recorded(context, user) == 0
+
+
+async def test_a_scope_that_does_not_fit_leaves_the_session_as_it_was(
+    client: httpx.AsyncClient, context: AppContext
+) -> None:
+    user, tokens = await registered_login(client)
+    before = await generation_of(context, tokens)
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    refused = await client.post("/token", data={**form, "scope": "admin"})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_scope"
+    assert await generation_of(context, tokens) == before
+    assert await refreshes_recorded(context, user) == 0
+    narrowed = await client.post("/token", data={**form, "scope": "profile"})
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["scope"] == "profile"
+    assert await generation_of(context, tokens) == before + 1
