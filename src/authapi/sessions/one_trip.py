@@ -61,6 +61,7 @@ WITH advanced AS (
 SELECT id, user_id, generation, scope, amr, expires_at, role FROM advanced
 """
 
+
 class OneTripRotation:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
