@@ -97,7 +97,30 @@ async def test_demo_spa_answers_the_mailed_links(client: httpx.AsyncClient, path
     page = await client.get(path)
     assert page.status_code == 200
     assert page.content == index.content
-    assert '<script src="/demo/app.js">' in page.text
+    assert '<script type="module" src="/demo/app.js">' in page.text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"demo_spa": True}])
+@pytest.mark.parametrize(
+    "path", ["/demo/", "/demo/email/verify", "/demo/app.js", "/demo/factors.js", "/demo/demo.css"]
+)
+async def test_demo_spa_has_a_strict_content_security_policy(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """Its own files only, no inline script or style, no framing; data: only for images
+    (the TOTP QR code)."""
+    response = await client.get(path)
+    assert response.status_code == 200
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response.headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"
+    assert policy["img-src"] == "'self' data:"
+    assert policy["frame-ancestors"] == "'none'"
     assert (await client.get(f"{path}/elsewhere")).status_code == 404
 
 

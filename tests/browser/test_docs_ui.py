@@ -122,3 +122,40 @@ async def test_an_injected_script_does_not_run_and_the_page_cannot_be_framed(
         assert frame is not None
         await frame.wait_for_load_state()
         assert await frame.locator("#swagger-ui").count() == 0
+
+
+SECOND_FACTOR_OPERATIONS = [
+    ("post", "/users/me/mfa/totp"),
+    ("post", "/users/me/mfa/totp/confirm"),
+    ("delete", "/users/me/mfa/totp"),
+    ("post", "/users/me/mfa/recovery-codes"),
+    ("post", "/users/me/passkeys/options"),
+    ("post", "/users/me/passkeys/step-up-options"),
+    ("post", "/users/me/passkeys"),
+    ("get", "/users/me/passkeys"),
+    ("delete", "/users/me/passkeys/{passkey_id}"),
+    ("post", "/passkeys/options"),
+    ("delete", "/admin/users/{user_id}/mfa"),
+]
+
+
+async def test_shows_the_second_factors_and_their_grants(server: Server, browser: Browser) -> None:
+    """Every endpoint of the contract's "Second factors" is on the page, and /token says
+    how to log in with them: the MFA grant and the passkey grant, by their URNs."""
+    docs_url = f"http://localhost:{urlsplit(server.base_url).port}/docs"
+    async with offline_context(browser) as (context, _elsewhere):
+        page = await context.new_page()
+        await page.goto(docs_url)
+        for method, path in SECOND_FACTOR_OPERATIONS:
+            summary = page.locator(f".opblock-{method} .opblock-summary-path[data-path='{path}']")
+            await expect(summary, f"{method.upper()} {path}").to_have_count(1)
+            await expect(summary).to_be_visible()
+
+        token = page.locator(".opblock-post").filter(
+            has=page.locator('.opblock-summary-path[data-path="/token"]')
+        )
+        await token.locator(".opblock-summary-control").click()
+        description = token.locator(".opblock-description-wrapper").first
+        await expect(description).to_contain_text("urn:authapi:params:oauth:grant-type:mfa")
+        await expect(description).to_contain_text("urn:authapi:params:oauth:grant-type:passkey")
+        await expect(description).to_contain_text("mfa_token")

@@ -43,7 +43,7 @@ class TestEnrolment:
         assert len(body["secret"]) == 32
         assert parsed.name == user["email"]
         assert parsed.issuer == "authapi"
-        assert body["qr_svg"].startswith("<svg")
+        assert body["qr_svg"].startswith('<svg xmlns="http://www.w3.org/2000/svg" ')
 
     async def test_only_the_first_right_code_turns_it_on(
         self, client: httpx.AsyncClient, clock: FakeClock

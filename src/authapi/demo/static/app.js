@@ -1,5 +1,5 @@
-"use strict";
-// The whole browser-mode protocol of authapi, without a library.
+// The whole browser-mode protocol of authapi, without a library (the second factors
+// are in factors.js and second-step.js).
 // - POST /token and POST /refresh with `X-Token-Delivery: cookie`: the refresh token
 //   travels only in an HttpOnly cookie; the access token stays in this variable.
 // - The same header is the CSRF defence, so every cookie request sends it.
@@ -12,6 +12,10 @@
 //   The page takes it out of the address bar, and posts it only when the owner presses
 //   the button, so a mail scanner that opens the link spends nothing.
 
+import { installFactors } from "./factors.js";
+import { $, refusal, say, submit, view } from "./page.js";
+import { installSecondStep } from "./second-step.js";
+
 const COOKIE_MODE = { "X-Token-Delivery": "cookie" };
 const MAYBE_SIGNED_IN = "authapi-demo:maybe-signed-in";
 let accessToken = null;
@@ -19,48 +23,6 @@ let refreshTimer = null;
 let inFlight = null; // one refresh at a time in this tab
 let refreshes = 0;
 let loggedOut = false; // set by the logout button: no timer may sign this tab in again
-
-const $ = (id) => document.getElementById(id);
-const VIEWS = ["login-view", "forgot-view", "app-view", "verify-view", "reset-view"];
-
-function view(name) {
-  for (const id of VIEWS) $(id).hidden = id !== name;
-}
-
-// `error` is for what went wrong (shown as an alert), `status` for plain news.
-function say({ error = "", status = "" } = {}) {
-  $("error").textContent = error;
-  $("status").textContent = status;
-}
-
-// What a refusal means to the person at the keyboard.
-async function refusal(response) {
-  if (!response) return "The server could not be reached. Try again.";
-  if (response.status === 429) {
-    return `Too many attempts. Try again in ${response.headers.get("Retry-After") || "a few"} seconds.`;
-  }
-  const body = await response.json().catch(() => ({}));
-  if (response.status === 400 && body.error === "invalid_token") {
-    return "This link is invalid, already used or expired. Ask for a new one.";
-  }
-  return body.error_description || `Something went wrong (HTTP ${response.status}).`;
-}
-
-// One request per press: the form's button stays disabled until the answer is in.
-// Null when the server could not be reached.
-async function submit(form, path, body) {
-  const button = form.querySelector("button[type=submit]");
-  button.disabled = true;
-  try {
-    return await fetch(path, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-  } catch (error) {
-    return null;
-  } finally {
-    button.disabled = false;
-  }
-}
 
 function accept(tokens) {
   accessToken = tokens.access_token;
@@ -88,7 +50,7 @@ function refresh() {
 }
 
 async function api(path, init = {}) {
-  const call = () => fetch(path, { ...init, headers: { Authorization: `Bearer ${accessToken}` } });
+  const call = () => fetch(path, { ...init, headers: { ...init.headers, Authorization: `Bearer ${accessToken}` } });
   let response = await call();
   if (response.status === 401) {
     await refresh();
@@ -108,11 +70,13 @@ async function showClaims() {
   $("resend-verification").hidden = profile.email_verified !== false;
   $("role").textContent = claims.role;
   $("claims").textContent = JSON.stringify(claims, null, 2);
+  await factors.show(profile, claims);
 }
 
 function showLogin(message = {}) {
   accessToken = null;
   clearTimeout(refreshTimer);
+  factors.clear();
   view("login-view");
   say(message);
 }
@@ -133,24 +97,43 @@ async function silentRefresh() {
   }
 }
 
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const body = new URLSearchParams({
-    grant_type: "password", username: $("email").value, password: $("password").value,
-  });
-  const response = await fetch("/token", {
-    method: "POST", headers: COOKIE_MODE, body, credentials: "same-origin",
-  });
-  const payload = await response.json();
-  if (!response.ok) {
-    showLogin({ error: payload.error_description });
-    return;
+// POST /token in cookie mode: `{ response, payload }`, the response null when the server
+// could not be reached.
+async function requestTokens(params) {
+  try {
+    const response = await fetch("/token", {
+      method: "POST", headers: COOKIE_MODE, body: new URLSearchParams(params), credentials: "same-origin",
+    });
+    return { response, payload: await response.json().catch(() => ({})) };
+  } catch (error) {
+    return { response: null, payload: {} };
   }
+}
+
+async function signIn(tokens) {
   loggedOut = false;
   localStorage.setItem(MAYBE_SIGNED_IN, "1");
-  accept(payload);
+  accept(tokens);
   $("password").value = "";
   await showApp();
+}
+
+const factors = installFactors({ api, changed: () => showClaims() });
+const secondStep = installSecondStep({ requestTokens, signIn, showLogin: () => showLogin() });
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const { response, payload } = await requestTokens({
+    grant_type: "password", username: $("email").value, password: $("password").value,
+  });
+  if (response?.status === 400 && payload.error === "mfa_required") {
+    $("password").value = "";
+    secondStep.begin(payload);
+  } else if (!response?.ok) {
+    showLogin({ error: await refusal(response, payload) });
+  } else {
+    await signIn(payload);
+  }
 });
 
 $("refresh").addEventListener("click", silentRefresh);
