@@ -74,9 +74,13 @@ def venv_versions(venv_bin: Path, names: tuple[str, ...]) -> dict[str, str]:
     if not (venv_bin / "python").exists():
         return {}
     listing = _output(str(venv_bin / "python"), "-m", "pip", "list", "--format=freeze")
-    wanted = {name.lower() for name in names}
+
+    def normal(name: str) -> str:  # pip lists some names with "_" (PEP 503: the same)
+        return name.lower().replace("_", "-")
+
+    wanted = {normal(name) for name in names}
     pairs = (line.split("==", 1) for line in listing.splitlines() if "==" in line)
-    return {name: version for name, version in pairs if name.lower() in wanted}
+    return {name: version for name, version in pairs if normal(name) in wanted}
 
 
 def source() -> dict[str, str]:

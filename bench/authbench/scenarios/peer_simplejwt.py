@@ -105,6 +105,24 @@ def measure(config: BenchConfig, result: ScenarioResult) -> None:
         postgres.drop_database(PEER_DB)
 
 
+NOTES = [
+    "gunicorn's sync workers do not keep connections alive (`Connection: close`): wrk "
+    "and the refresh clients open a connection per simplejwt request, as clients of "
+    "any sync-worker deployment do; in production a proxy in front holds the clients' "
+    "connections. Django keeps its PostgreSQL connections (CONN_MAX_AGE 600, the "
+    "deployment checklist's advice; the default would connect per request).",
+    "simplejwt's access token is an HS256 JWT (its default, signed with SECRET_KEY), "
+    "authapi's an EdDSA one. simplejwt's JWTAuthentication reads the user from the "
+    "database on every request; authapi answers `/users/me` from memory per session "
+    "for one access-token lifetime. A simplejwt refresh with rotation and blacklist "
+    "sends 12 statements (from PostgreSQL's log): the blacklist check, the user read "
+    "three times, the old token's OutstandingToken and BlacklistedToken looked up, "
+    "then `BEGIN; INSERT; COMMIT` for its BlacklistedToken and again for the new "
+    "token's OutstandingToken; nothing locks the old token, so two refreshes of it "
+    "at once both pass the check.",
+]
+
+
 def _measure(config: BenchConfig, result: ScenarioResult) -> None:
     ours = servers.authapi(config, "sjwt-authapi", postgres.create_database(AUTHAPI_DB))
     with servers.running(ours):
@@ -130,68 +148,71 @@ def _measure(config: BenchConfig, result: ScenarioResult) -> None:
                 theirs.base_url, refreshing.SIMPLEJWT, their_tokens.pop(), config.refresh_races
             )
             raced = ours_raced.figures("authapi") | theirs_raced.figures("peer")
-            our_refreshers = Refreshers(ours.base_url, refreshing.AUTHAPI, our_tokens)
-            their_refreshers = Refreshers(theirs.base_url, refreshing.SIMPLEJWT, their_tokens)
-            cpu, warm = config.client_cpu, max(1, round(config.warmup_seconds))
+            refreshers = (
+                Refreshers(ours.base_url, refreshing.AUTHAPI, our_tokens),
+                Refreshers(theirs.base_url, refreshing.SIMPLEJWT, their_tokens),
+            )
             for number in range(config.runs):
-                our_header = _bearer(accounts.login(ours.base_url, EMAIL).access_token)
-                (pair,) = accounts.simplejwt_logins(theirs.base_url, USERNAME, 1)
-                their_header = _bearer(pair.access_token)
-                our_get = wrk.load(ours.base_url + "/users/me", cpu=cpu, headers=[our_header])
-                their_get = wrk.load(theirs.base_url + "/users/me", cpu=cpu, headers=[their_header])
-                if number == 0:
-                    our_get(warm)
-                    their_get(warm)
-                    our_refreshers.run(config.warmup_seconds)
-                    their_refreshers.run(config.warmup_seconds)
-                a, p = wrk.alternating([our_get, their_get], config.wrk_seconds, config.wrk_segment)
-                our_refreshers.reset()
-                their_refreshers.reset()
-                for _ in range(max(1, round(config.driver_seconds / config.wrk_segment))):
-                    our_refreshers.run(config.wrk_segment)
-                    their_refreshers.run(config.wrk_segment)
-                run = {
-                    "authapi_rps": round(a.requests_per_s, 1),
-                    "peer_rps": round(p.requests_per_s, 1),
-                    "ratio": round(a.requests_per_s / p.requests_per_s, 3),
-                    "authapi_p99_ms": a.p99_ms,
-                    "peer_p99_ms": p.p99_ms,
-                    "authapi_refresh_rps": round(our_refreshers.per_second, 1),
-                    "peer_refresh_rps": round(their_refreshers.per_second, 1),
-                    "refresh_ratio": round(
-                        our_refreshers.per_second / their_refreshers.per_second, 3
-                    ),
-                    "authapi_refresh_p99_ms": our_refreshers.p99_ms,
-                    "peer_refresh_p99_ms": their_refreshers.p99_ms,
-                }
+                run, commands = _one_run(config, ours, theirs, refreshers, first=number == 0)
                 result.runs.append(run | raced if number == 0 else run)
-            result.commands += [
-                a.command,
-                p.command,
-                f"(driver) authbench/refreshing.py: {config.refresh_clients} clients per "
-                f"server, POST /refresh and POST /api/token/refresh/, on CPU {cpu}",
-            ]
+            result.commands += commands
     result.notes += [
-        "gunicorn's sync workers do not keep connections alive (`Connection: close`): wrk "
-        "and the refresh clients open a connection per simplejwt request, as clients of "
-        "any sync-worker deployment do; in production a proxy in front holds the clients' "
-        "connections. Django keeps its PostgreSQL connections (CONN_MAX_AGE 600, the "
-        "deployment checklist's advice; the default would connect per request).",
-        "simplejwt's access token is an HS256 JWT (its default, signed with SECRET_KEY), "
-        "authapi's an EdDSA one. simplejwt's JWTAuthentication reads the user from the "
-        "database on every request; authapi answers `/users/me` from memory per session "
-        "for one access-token lifetime. A simplejwt refresh with rotation and blacklist "
-        "sends 12 statements (from PostgreSQL's log): the blacklist check, the user read "
-        "three times, the old token's OutstandingToken and BlacklistedToken looked up, "
-        "then `BEGIN; INSERT; COMMIT` for its BlacklistedToken and again for the new "
-        "token's OutstandingToken; nothing locks the old token, so two refreshes of it "
-        "at once both pass the check.",
+        *NOTES,
         "Races (before the timed runs): two connections opened, then both refreshes of "
         "one token written in the same event-loop turn; each distinct new refresh token "
         "is then refreshed once more, one after the other, and counts as live if "
         f"answered 200. The pairs of answers: authapi {ours_raced.statuses}, "
         f"simplejwt {theirs_raced.statuses}.",
     ]
+
+
+def _one_run(
+    config: BenchConfig,
+    ours: servers.Server,
+    theirs: servers.Server,
+    refreshers: tuple[Refreshers, Refreshers],
+    *,
+    first: bool,
+) -> tuple[dict[str, float], list[str]]:
+    """The GETs, then the refreshes, each in slices taken in turn (after a warm-up of
+    each in the first run); new access tokens for the GETs."""
+    cpu = config.client_cpu
+    our_header = _bearer(accounts.login(ours.base_url, EMAIL).access_token)
+    (pair,) = accounts.simplejwt_logins(theirs.base_url, USERNAME, 1)
+    their_header = _bearer(pair.access_token)
+    our_get = wrk.load(ours.base_url + "/users/me", cpu=cpu, headers=[our_header])
+    their_get = wrk.load(theirs.base_url + "/users/me", cpu=cpu, headers=[their_header])
+    if first:
+        for load in (our_get, their_get):
+            load(max(1, round(config.warmup_seconds)))
+        for refresher in refreshers:
+            refresher.run(config.warmup_seconds)
+    a, p = wrk.alternating([our_get, their_get], config.wrk_seconds, config.wrk_segment)
+    for refresher in refreshers:
+        refresher.reset()
+    for _ in range(max(1, round(config.driver_seconds / config.wrk_segment))):
+        for refresher in refreshers:
+            refresher.run(config.wrk_segment)
+    mine, peers = refreshers
+    run = {
+        "authapi_rps": round(a.requests_per_s, 1),
+        "peer_rps": round(p.requests_per_s, 1),
+        "ratio": round(a.requests_per_s / p.requests_per_s, 3),
+        "authapi_p99_ms": a.p99_ms,
+        "peer_p99_ms": p.p99_ms,
+        "authapi_refresh_rps": round(mine.per_second, 1),
+        "peer_refresh_rps": round(peers.per_second, 1),
+        "refresh_ratio": round(mine.per_second / peers.per_second, 3),
+        "authapi_refresh_p99_ms": mine.p99_ms,
+        "peer_refresh_p99_ms": peers.p99_ms,
+    }
+    commands = [
+        a.command,
+        p.command,
+        f"(driver) authbench/refreshing.py: {config.refresh_clients} clients per server, "
+        f"POST /refresh and POST /api/token/refresh/, on CPU {cpu}",
+    ]
+    return run, commands
 
 
 def _bearer(token: str) -> str:
