@@ -2,11 +2,12 @@
 recorded runs: CI's `scripts/bench --quick` runs every scenario once; these run with
 the tests. Speed is never asserted, only that the figures are measured.
 
-The `mfa` scenario runs on PostgreSQL only, as the suite does (its TOTP users are
-copied in bulk with asyncpg)."""
+The `mfa` scenario and the refresh races run on PostgreSQL only, as the suite does (the
+TOTP users are copied in bulk with asyncpg)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import re
@@ -14,13 +15,15 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from authbench import postgres
+from authbench import accounts, postgres, racing, refreshing, servers
 from authbench.config import BENCH_DIR, make_config
 from authbench.factors import STEP_SECONDS, TotpUser
+from authbench.httpload import Connection
 from authbench.logins import TotpPool
 from authbench.scenarios import SCENARIOS, mfa
 
 DATABASE = "authapi_bench_test_mfa"  # not the scenario's: a benchmark may be running
+RACE_DATABASE = "authapi_bench_test_race"
 
 
 class TestScenarioTable:
@@ -99,3 +102,50 @@ class TestMfaScenario:
         assert "AUTHAPI_APP_URL" in result.commands[0]
         exists = "SELECT count(*) FROM pg_database WHERE datname = $1"
         assert postgres.fetchval("postgres", exists, DATABASE) == 0  # dropped
+
+
+class TestConnectionWithoutKeepAlive:
+    async def test_reconnects_after_connection_close(self) -> None:
+        """A server that answers `Connection: close` and hangs up (gunicorn's sync
+        workers): the next request on the same client goes over a new connection."""
+        accepted = 0
+
+        async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connection = Connection("127.0.0.1", port)
+        try:
+            answers = [await connection.request("GET", "/") for _ in range(3)]
+        finally:
+            await connection.close()
+            server.close()
+            await server.wait_closed()
+        assert answers == [(200, b"ok")] * 3
+        assert accepted == 3
+
+
+class TestRefreshRaces:
+    def test_authapi_gives_both_callers_one_successor(self, tmp_path: Path) -> None:
+        """The race of the peer_simplejwt scenario against a real server: two refreshes
+        of one token at once both succeed within the grace window, with the same new
+        token, and the session goes on from it (one live successor, never two)."""
+        config = make_config(quick=True, output_dir=tmp_path)
+        server = servers.authapi(config, "test-race", postgres.create_database(RACE_DATABASE))
+        try:
+            with servers.running(server):
+                accounts.register(server.base_url, "race@example.com")
+                token = accounts.login(server.base_url, "race@example.com").refresh_token
+                summary = racing.race(server.base_url, refreshing.AUTHAPI, token, 3)
+        finally:
+            postgres.drop_database(RACE_DATABASE)
+        assert summary == racing.RaceSummary(
+            races=3, both_succeeded=3, two_live=0, statuses={"200+200": 3}
+        )
+        assert summary.figures("authapi") == {"authapi_both_ok": 3.0, "authapi_two_live": 0.0}

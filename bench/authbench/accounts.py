@@ -5,6 +5,7 @@ refresh-token secret."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,22 +46,35 @@ def login(base_url: str, email: str) -> Tokens:
         return Tokens(body["access_token"], body["refresh_token"])
 
 
+def _concurrently(
+    base_url: str, count: int, send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+) -> list[httpx.Response]:
+    """`count` requests at once, each on its own connection."""
+
+    async def run() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=count)
+        async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+            return list(await asyncio.gather(*(send(client) for _ in range(count))))
+
+    return asyncio.run(run())
+
+
 def login_many(base_url: str, email: str, count: int) -> list[Tokens]:
     """`count` sessions of one user, logged in concurrently (the server's hasher takes
     them as fast as it can)."""
+    responses = _concurrently(
+        base_url, count, lambda client: client.post("/token", data=_login_form(email))
+    )
+    bodies = [_checked(response, "login").json() for response in responses]
+    return [Tokens(body["access_token"], body["refresh_token"]) for body in bodies]
 
-    async def run() -> list[Tokens]:
-        limits = httpx.Limits(max_connections=count)
-        async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
 
-            async def one() -> Tokens:
-                response = await client.post("/token", data=_login_form(email))
-                body = _checked(response, "login").json()
-                return Tokens(body["access_token"], body["refresh_token"])
-
-            return list(await asyncio.gather(*(one() for _ in range(count))))
-
-    return asyncio.run(run())
+def simplejwt_logins(base_url: str, username: str, count: int) -> list[Tokens]:
+    """`count` token pairs from simplejwt's `TokenObtainPairView`, asked for at once."""
+    body = {"username": username, "password": PASSWORD}
+    responses = _concurrently(base_url, count, lambda client: client.post("/api/token/", json=body))
+    pairs = [_checked(response, "simplejwt login").json() for response in responses]
+    return [Tokens(pair["access"], pair["refresh"]) for pair in pairs]
 
 
 def peer_access_token(base_url: str, email: str) -> str:

@@ -13,6 +13,8 @@ WORK_DIR = BENCH_DIR / ".work"  # gitignored: venvs, logs, data directories, raw
 VENV_BIN = ROOT / ".venv" / "bin"
 PEER_DIR = BENCH_DIR / "peers" / "fastapi_users_app"
 PEER_VENV_BIN = WORK_DIR / "peer-venv" / "bin"
+SIMPLEJWT_DIR = BENCH_DIR / "peers" / "simplejwt_app"
+SIMPLEJWT_VENV_BIN = WORK_DIR / "simplejwt-venv" / "bin"
 TOOLS_VENV_BIN = WORK_DIR / "tools-venv" / "bin"
 LUA_DIR = BENCH_DIR / "lua"
 ADMIN_DSN = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -30,6 +32,7 @@ class BenchConfig:
     warmup_seconds: float  # load before the measured runs, per server
     driver_seconds: float  # each Python-driver measurement (refresh, scale)
     refresh_clients: int
+    refresh_races: int  # concurrent pairs of refreshes of one token (peer_simplejwt)
     scale_small: int  # sessions in the table: the baseline of the scale scenario
     scale_large: int
     prune_rows: int
@@ -87,6 +90,7 @@ def make_config(
             warmup_seconds=0.5,
             driver_seconds=2.0,
             refresh_clients=8,
+            refresh_races=5,
             scale_small=2_000,
             scale_large=20_000,
             prune_rows=20_000,
@@ -108,6 +112,7 @@ def make_config(
         warmup_seconds=2.0,
         driver_seconds=8.0,
         refresh_clients=32,
+        refresh_races=20,
         scale_small=10_000,
         scale_large=1_000_000,
         prune_rows=1_000_000,

@@ -55,9 +55,9 @@ class Connection:
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """`request`, with the answer's headers."""
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        await self.open()
         assert self._reader is not None  # noqa: S101 - opened together
+        assert self._writer is not None  # noqa: S101
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         lines.append(f"Content-Length: {len(body)}")
@@ -79,7 +79,17 @@ class Connection:
         if "transfer-encoding" in found:
             raise HttpError("chunked responses are not supported")
         length = int(found.get("content-length", "0"))
-        return Reply(status, found, await self._reader.readexactly(length))
+        reply = Reply(status, found, await self._reader.readexactly(length))
+        if found.get("connection", "").lower() == "close":
+            # A server without keep-alive (gunicorn's sync workers): the next request
+            # goes over a new connection.
+            await self.close()
+        return reply
+
+    async def open(self) -> None:
+        """Connect now rather than at the first request (a no-op when connected)."""
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
 
     async def close(self) -> None:
         if self._writer is not None:

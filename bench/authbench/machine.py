@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 
 from authbench import postgres
-from authbench.config import PEER_VENV_BIN, ROOT
+from authbench.config import PEER_VENV_BIN, ROOT, SIMPLEJWT_VENV_BIN
 
 PACKAGES = (
     "fastapi",
@@ -29,6 +29,14 @@ PACKAGES = (
     "argon2-cffi",
 )
 PEER_PACKAGES = ("fastapi-users", "fastapi-users-db-sqlalchemy", "sqlalchemy", "pyjwt", "pwdlib")
+SIMPLEJWT_PACKAGES = (
+    "django",
+    "djangorestframework",
+    "djangorestframework-simplejwt",
+    "pyjwt",
+    "gunicorn",
+    "psycopg",
+)
 
 
 def _output(*command: str) -> str:
@@ -61,13 +69,18 @@ def versions(names: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def peer_versions() -> dict[str, str]:
-    if not (PEER_VENV_BIN / "python").exists():
+def venv_versions(venv_bin: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """The versions of these packages in a peer's venv (empty if it is not installed)."""
+    if not (venv_bin / "python").exists():
         return {}
-    listing = _output(str(PEER_VENV_BIN / "python"), "-m", "pip", "list", "--format=freeze")
-    wanted = {name.lower() for name in PEER_PACKAGES}
+    listing = _output(str(venv_bin / "python"), "-m", "pip", "list", "--format=freeze")
+
+    def normal(name: str) -> str:  # pip lists some names with "_" (PEP 503: the same)
+        return name.lower().replace("_", "-")
+
+    wanted = {normal(name) for name in names}
     pairs = (line.split("==", 1) for line in listing.splitlines() if "==" in line)
-    return {name: version for name, version in pairs if name.lower() in wanted}
+    return {name: version for name, version in pairs if normal(name) in wanted}
 
 
 def source() -> dict[str, str]:
@@ -100,7 +113,8 @@ def facts() -> dict[str, object]:
         "os": _output("sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"),
         "python": platform.python_version(),
         "packages": versions(PACKAGES),
-        "peer_packages": peer_versions(),
+        "peer_packages": venv_versions(PEER_VENV_BIN, PEER_PACKAGES),
+        "simplejwt_packages": venv_versions(SIMPLEJWT_VENV_BIN, SIMPLEJWT_PACKAGES),
         "wrk": " ".join(_output("wrk", "--version").split()[:2]),
         "postgres": _postgres_facts(),
         "source": source(),

@@ -45,6 +45,9 @@ def machine_lines(facts: dict[str, Any], config: BenchConfig, loads: Sequence[st
     pg = facts["postgres"]
     packages = ", ".join(f"{name} {version}" for name, version in facts["packages"].items())
     peer = ", ".join(f"{name} {version}" for name, version in facts["peer_packages"].items())
+    simplejwt = ", ".join(
+        f"{name} {version}" for name, version in facts["simplejwt_packages"].items()
+    )
     source = facts["source"]
     code = f"commit {source['commit']}"
     if source["uncommitted"]:
@@ -58,6 +61,8 @@ def machine_lines(facts: dict[str, Any], config: BenchConfig, loads: Sequence[st
         f"- OS: {facts['os']}, Linux {facts['kernel']}; Python {facts['python']}; {facts['wrk']}",
         f"- authapi's packages: {packages}",
         f"- the peer's packages (bench/.work/peer-venv): {peer or 'not installed'}",
+        f"- the simplejwt peer's packages (bench/.work/simplejwt-venv): "
+        f"{simplejwt or 'not installed'}",
         f"- PostgreSQL: {pg['version']}; shared_buffers {pg['shared_buffers']}, "
         f"synchronous_commit {pg['synchronous_commit']}, max_connections {pg['max_connections']}",
         f"- Code measured: {code}",

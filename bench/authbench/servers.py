@@ -20,7 +20,15 @@ from typing import Any
 
 import httpx
 
-from authbench.config import PEER_DIR, PEER_VENV_BIN, REFRESH_SECRET, VENV_BIN, BenchConfig
+from authbench.config import (
+    PEER_DIR,
+    PEER_VENV_BIN,
+    REFRESH_SECRET,
+    SIMPLEJWT_DIR,
+    SIMPLEJWT_VENV_BIN,
+    VENV_BIN,
+    BenchConfig,
+)
 
 READY_DEADLINE = 30.0
 STOP_DEADLINE = 15.0
@@ -221,5 +229,64 @@ def peer(config: BenchConfig, name: str, database_url: str, secret: str) -> Serv
         "httptools",
         "--port",
         str(port),
+    ]
+    return Server(name, pinned(command, config.server_cpu), env, cwd, port, config.nice)
+
+
+# gunicorn's rule of thumb for sync workers is 2 x cores + 1: on the one core the server
+# has, 3 processes, so that one runs while the others wait for PostgreSQL.
+SIMPLEJWT_WORKERS = 3
+
+
+def simplejwt(
+    config: BenchConfig, name: str, database_url: str, secret: str, username: str, password: str
+) -> Server:
+    """The Django + simplejwt app as Django recommends serving it: `migrate`, then
+    gunicorn with sync workers, one access log line per request (as authapi's). It has
+    no sign-up, so its one user comes from `createsuperuser --noinput`."""
+    cwd = config.run_dir(name)
+    env = base_environment()
+    env.update({"PEER_DATABASE_URL": database_url, "PEER_SECRET_KEY": secret})
+    manage = [str(SIMPLEJWT_VENV_BIN / "python"), str(SIMPLEJWT_DIR / "manage.py")]
+    subprocess.run(
+        [*manage, "migrate", "--noinput"],
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [
+            *manage,
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            username,
+            "--email",
+            f"{username}@example.com",
+        ],
+        env={**env, "DJANGO_SUPERUSER_PASSWORD": password},
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    command = [
+        str(SIMPLEJWT_VENV_BIN / "gunicorn"),
+        "--chdir",
+        str(SIMPLEJWT_DIR),
+        "--worker-class",
+        "sync",
+        "--workers",
+        str(SIMPLEJWT_WORKERS),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--access-logfile",
+        "-",
+        # No control socket: its default path is one per user, shared by every gunicorn.
+        "--no-control-socket",
+        "peer_site.wsgi:application",
     ]
     return Server(name, pinned(command, config.server_cpu), env, cwd, port, config.nice)

@@ -15,6 +15,7 @@ from authbench.scenarios import (
     mail_drain,
     mfa,
     peer,
+    peer_simplejwt,
     prune,
     refresh,
     revocation,
@@ -34,6 +35,7 @@ SCENARIOS: dict[str, Scenario] = {
     for module in (
         access,
         peer,
+        peer_simplejwt,
         refresh,
         scale,
         login,
