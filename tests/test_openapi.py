@@ -18,10 +18,10 @@ OPEN_TRANSACTION = get_args(DbSession)[1].dependency
 
 
 def _opens_transaction(dependant: Dependant) -> bool:
-    """Through the DbSession dependency, or in the route itself (db.transaction, as the
-    hot /refresh does)."""
+    """Through the DbSession dependency, or without it: the route opens one itself
+    (db.transaction) or hands the sessionmaker to what does, as the hot /refresh does."""
     call = dependant.call
-    if inspect.isfunction(call) and "transaction(context.sessionmaker)" in inspect.getsource(call):
+    if inspect.isfunction(call) and "context.sessionmaker" in inspect.getsource(call):
         return True
     return any(
         sub.call is OPEN_TRANSACTION or _opens_transaction(sub) for sub in dependant.dependencies

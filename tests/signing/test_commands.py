@@ -77,7 +77,7 @@ class TestKeyCommands:
         assert states(env, tmp_path) == [(old, "current"), (new, "next")]
 
         for force in ((), ("--force",)):
-            current = keys("retire", old, *force, env=env, cwd=tmp_path)
+            current = keys("retire", *force, "--", old, env=env, cwd=tmp_path)
             assert current.returncode == 1
             assert f"{old} is the current signing key" in current.stderr
 
@@ -87,16 +87,16 @@ class TestKeyCommands:
         assert f"{old} is retired (still published)" in forced.stdout
         assert states(env, tmp_path) == [(new, "current"), (old, "retired")]
 
-        too_early = keys("retire", old, env=env, cwd=tmp_path)
+        too_early = keys("retire", "--", old, env=env, cwd=tmp_path)
         assert too_early.returncode == NOT_YET
         assert f"tokens signed with {old} may be valid until" in too_early.stderr
         assert states(env, tmp_path) == [(new, "current"), (old, "retired")]
 
-        removed = keys("retire", old, "--force", env=env, cwd=tmp_path)
+        removed = keys("retire", "--force", "--", old, env=env, cwd=tmp_path)
         assert removed.returncode == 0, removed.stderr
         assert states(env, tmp_path) == [(new, "current")]
 
-        unknown = keys("retire", old, env=env, cwd=tmp_path)
+        unknown = keys("retire", "--", old, env=env, cwd=tmp_path)
         assert unknown.returncode == 1
         assert f"there is no signing key {old}" in unknown.stderr
 

@@ -803,7 +803,7 @@ class TestResourceServersDuringARollover:
             picked_up = wait_for(
                 lambda: traffic.latest == [new, new], traffic, "both instances signing with it"
             )
-            until_allowed("retire", str(old), env=cli_env, cwd=tmp_path, refusals=refusals)
+            until_allowed("retire", "--", str(old), env=cli_env, cwd=tmp_path, refusals=refusals)
             wait_for(
                 lambda: all(old not in published_kids(server.base_url) for server in servers),
                 traffic,

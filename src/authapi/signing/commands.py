@@ -137,7 +137,7 @@ def _rolled_over(promoted: StoredSigningKey, retired: StoredSigningKey | None, w
     ]
     if retired is not None:
         lines.append(
-            f"{retired.kid} is retired (still published); `authapi keys retire {retired.kid}` "
+            f"{retired.kid} is retired (still published); `authapi keys retire -- {retired.kid}` "
             f"from {_instant(waits.remove_allowed_at(retired))} on"
         )
     return "\n".join(lines)

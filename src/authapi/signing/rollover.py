@@ -196,7 +196,7 @@ async def add_key(
     if pending is not None:
         raise KeyChangeRefused(
             f"there is a next key already, {pending.kid}: roll over to it (`authapi keys "
-            f"rollover`) or remove it (`authapi keys retire {pending.kid}`) first"
+            f"rollover`) or remove it (`authapi keys retire -- {pending.kid}`) first"
         )
     first = _one(rows, KeyState.CURRENT) is None
     row = _stored(key, kek, KeyState.CURRENT if first else KeyState.NEXT, now)
