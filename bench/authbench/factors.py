@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 
 import httpx
 import pyotp
+from tests.support.authenticator import SoftwareAuthenticator
 
 from authapi.config import Settings
 from authapi.mfa.totp import new_secret, seal
 from authapi.signing.sealing import load_key_encryption_key
 from authbench import postgres
 from authbench.accounts import PASSWORD
-from authbench.passkey import Passkey
 from authbench.servers import Server
 
 STEP_SECONDS = 30  # RFC 6238's, as the server uses
@@ -72,10 +72,12 @@ async def _totp_user(client: httpx.AsyncClient, email: str) -> TotpUser:
     return TotpUser(email, totp, step)
 
 
-async def _passkey_user(client: httpx.AsyncClient, email: str, origin: str) -> Passkey:
+async def _passkey_user(
+    client: httpx.AsyncClient, email: str, origin: str
+) -> SoftwareAuthenticator:
     bearer = await _logged_in(client, email)
     options = _checked(await client.post("/users/me/passkeys/options", headers=bearer), "options")
-    passkey = Passkey(origin)
+    passkey = SoftwareAuthenticator(origin)
     body = {"credential": json.dumps(passkey.register(options))}
     _checked(await client.post("/users/me/passkeys", json=body, headers=bearer), "add passkey")
     return passkey
@@ -123,10 +125,12 @@ def totp_users(server: Server, database: str, count: int) -> list[TotpUser]:
     return users
 
 
-def passkey_users(base_url: str, prefix: str, count: int, origin: str) -> list[Passkey]:
+def passkey_users(
+    base_url: str, prefix: str, count: int, origin: str
+) -> list[SoftwareAuthenticator]:
     """`count` users with a passkey each (registered from `origin`); their passkeys."""
 
-    async def make(client: httpx.AsyncClient, number: int) -> Passkey:
+    async def make(client: httpx.AsyncClient, number: int) -> SoftwareAuthenticator:
         return await _passkey_user(client, f"{prefix}{number}@example.com", origin)
 
     return asyncio.run(_all(make, base_url, count))

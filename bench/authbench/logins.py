@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from tests.support.authenticator import SoftwareAuthenticator
+
 from authbench.accounts import PASSWORD
 from authbench.factors import STEP_SECONDS, TotpUser
 from authbench.httpload import Connection, HttpError
-from authbench.passkey import Passkey
 from authbench.refreshing import JSON, address
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -114,7 +115,7 @@ class PasskeyLogin(LoginClient):
     """A passwordless login: request options, then the passkey grant with the
     assertion signed over their challenge."""
 
-    def __init__(self, base_url: str, passkey: Passkey) -> None:
+    def __init__(self, base_url: str, passkey: SoftwareAuthenticator) -> None:
         super().__init__(base_url)
         self.passkey = passkey
 

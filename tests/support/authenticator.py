@@ -1,6 +1,7 @@
 """A software authenticator (ES256, "none" attestation) that answers the server's
 WebAuthn options with the JSON a browser's `PublicKeyCredential.toJSON()` gives: what
-tests/passkeys/ register and log in with, and tamper with."""
+tests/passkeys/ register and log in with, and tamper with, and what the benchmark's
+passkey logins use (bench/authbench/factors.py), as it comes."""
 
 from __future__ import annotations
 
