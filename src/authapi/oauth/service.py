@@ -109,8 +109,9 @@ async def refresh_grant(
     rotated = None
     if one_trip is not None and not narrowed:
         rotated = await one_trip.advance(policy, presented, now, requester)
-    granted = rotated.scope if rotated is not None else ""
-    if rotated is None:
+    if rotated is not None:
+        granted = rotated.scope
+    else:
         async with transaction(maker) as db:
             rotated = await _rotate(db, policy, presented, now, requester)
             granted = resolve_scope(scope, rotated.scope.split(" ")) if narrowed else rotated.scope
