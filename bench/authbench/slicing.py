@@ -1,8 +1,9 @@
-"""Closed-loop loads taken in slices, in turn (A B A B ...), as `wrk.alternating` does
-for wrk runs, so that whatever else the machine does meanwhile hits each load alike.
+"""Closed-loop loads (and wrk beside them) taken in slices, in turn (A B A B ...), as
+`wrk.alternating` does for wrk runs alone, so that whatever else the machine does
+meanwhile hits each load alike.
 
-Each slice is a run of its own (its own event loop; the clients' connections are opened
-anew, inside the first request's time), the same for every load."""
+Each closed-loop slice is a run of its own (its own event loop; the clients'
+connections are opened anew, inside the first request's time)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import abc
 import contextlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from typing import Protocol
 
-import uvloop
-
-from authbench import refreshing
-from authbench.httpload import Connection, HttpError, LoadResult, Step, closed_loop
+from authbench import refreshing, wrk
+from authbench.httpload import LoadResult
 from authbench.refreshing import RefreshEndpoint
 from authbench.results import percentile
+from authbench.wrk import WrkResult
 
 # Wraps each slice (of so many seconds): py-spy recording the server, or nothing.
 Around = Callable[[float], AbstractContextManager[object]]
@@ -82,38 +83,32 @@ class Refreshers(SlicedLoad):
         return load
 
 
-class Getters(SlicedLoad):
-    """`clients` keep-alive connections, each sending `GET path` back to back; any
-    answer but 200 fails the load."""
+class WrkSlices:
+    """A wrk load taken in slices beside closed-loop ones (whole seconds: wrk's `-d`);
+    `result` is the slices together (`wrk.combine`)."""
 
-    def __init__(self, base_url: str, path: str, clients: int) -> None:
-        super().__init__()
-        self.address = refreshing.address(base_url)
-        self.path = path
-        self.clients = clients
+    def __init__(self, load: Callable[[int], WrkResult]) -> None:
+        self.load = load
+        self.slices: list[WrkResult] = []
 
-    def _run(self, warmup: float, seconds: float) -> LoadResult:
-        connections = [Connection(*self.address) for _ in range(self.clients)]
+    def run(self, seconds: float) -> None:
+        self.slices.append(self.load(max(1, round(seconds))))
 
-        def getter(connection: Connection) -> Step:
-            async def step() -> None:
-                status, answer = await connection.request("GET", self.path)
-                if status != 200:
-                    raise HttpError(f"GET {self.path}: {status} {answer[:300]!r}")
+    def reset(self) -> None:
+        self.slices = []
 
-            return step
-
-        async def run() -> LoadResult:
-            try:
-                return await closed_loop([getter(c) for c in connections], warmup, seconds)
-            finally:
-                for connection in connections:
-                    await connection.close()
-
-        return uvloop.run(run())
+    @property
+    def result(self) -> WrkResult:
+        return wrk.combine(self.slices)
 
 
-def alternating(loads: Sequence[SlicedLoad], seconds: float, segment: float) -> None:
+class Sliced(Protocol):
+    def run(self, seconds: float) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+def alternating(loads: Sequence[Sliced], seconds: float, segment: float) -> None:
     """Forget what each load measured so far, then run each for `seconds` in all, in
     slices of about `segment` seconds taken in turn."""
     count = max(1, round(seconds / segment))
