@@ -15,15 +15,17 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from authbench import accounts, postgres, racing, refreshing, servers
+from authbench import accounts, postgres, racing, refreshing, servers, slicing
 from authbench.config import BENCH_DIR, make_config
 from authbench.factors import STEP_SECONDS, TotpUser
-from authbench.httpload import Connection
+from authbench.httpload import Connection, LoadResult
 from authbench.logins import TotpPool
-from authbench.scenarios import SCENARIOS, mfa
+from authbench.scenarios import SCENARIOS, mfa, refresh
 
 DATABASE = "authapi_bench_test_mfa"  # not the scenario's: a benchmark may be running
 RACE_DATABASE = "authapi_bench_test_race"
+REFRESH_DATABASE = "authapi_bench_test_refresh"
+EXISTS = "SELECT count(*) FROM pg_database WHERE datname = $1"
 
 
 class TestScenarioTable:
@@ -100,8 +102,69 @@ class TestMfaScenario:
         assert set(run) == {figure.key for figure in result.figures}
         assert all(math.isfinite(value) and value > 0 for value in run.values()), run
         assert "AUTHAPI_APP_URL" in result.commands[0]
-        exists = "SELECT count(*) FROM pg_database WHERE datname = $1"
-        assert postgres.fetchval("postgres", exists, DATABASE) == 0  # dropped
+        assert postgres.fetchval("postgres", EXISTS, DATABASE) == 0  # dropped
+
+
+class TestRefreshScenario:
+    def test_measures_refreshes_beside_healthz_and_the_ceiling(self, tmp_path: Path) -> None:
+        """The whole scenario at the smallest sizes: refreshes and `/healthz` of one
+        server taken in turn, then the raw asyncpg ceiling; the ratio to `/healthz` has
+        its target (issue 15) beside the ceiling's."""
+        config = dataclasses.replace(
+            make_config(quick=True, output_dir=tmp_path),
+            warmup_seconds=0.2,
+            driver_seconds=0.5,
+            refresh_clients=4,
+        )
+        result = refresh.describe(config)
+        refresh.measure_on(config, result, REFRESH_DATABASE, "test-refresh")
+        (run,) = result.runs
+        assert set(run) == {figure.key for figure in result.figures}
+        assert all(math.isfinite(value) and value > 0 for value in run.values()), run
+        # Quotients of the unrounded figures: those of the rounded ones, to about 0.001.
+        healthz_ratio = run["authapi_rps"] / run["healthz_rps"]
+        assert run["healthz_ratio"] == pytest.approx(healthz_ratio, abs=0.002)
+        assert run["ratio"] == pytest.approx(run["authapi_rps"] / run["ceiling_rps"], abs=0.002)
+        assert {(target.key, target.op, target.threshold) for target in result.targets} == {
+            ("ratio", ">=", 0.5),
+            ("authapi_p99_ms", "<", 50),
+            ("healthz_ratio", ">=", 0.25),
+        }
+        assert postgres.fetchval("postgres", EXISTS, REFRESH_DATABASE) == 0  # dropped
+
+
+class CountedLoad(slicing.SlicedLoad):
+    """A load whose every slice is `per_second` requests a second of 1 ms each,
+    noting the order in which the slices ran."""
+
+    def __init__(self, name: str, per_second: int, order: list[str]) -> None:
+        super().__init__()
+        self.name, self.per_second_of_slice, self.order = name, per_second, order
+
+    def _run(self, warmup: float, seconds: float) -> LoadResult:
+        self.order.append(f"{self.name}{'-warm' if warmup else ''}")
+        count = round(self.per_second_of_slice * seconds)
+        return LoadResult(seconds=seconds, latencies=[0.001] * count)
+
+
+class TestAlternating:
+    def test_slices_taken_in_turn_and_summed(self) -> None:
+        order: list[str] = []
+        a, b = CountedLoad("a", 100, order), CountedLoad("b", 10, order)
+        a.warm_up(1.0)
+        a.run(5.0)  # measured before: forgotten by alternating
+        slicing.alternating([a, b], seconds=8.0, segment=2.0)
+        assert order == ["a-warm", "a", "a", "b", "a", "b", "a", "b", "a", "b"]
+        assert (a.seconds, b.seconds) == (8.0, 8.0)
+        assert (a.per_second, b.per_second) == (100.0, 10.0)
+        assert a.ms(99) == 1.0
+
+    def test_one_slice_when_the_load_is_shorter_than_a_slice(self) -> None:
+        order: list[str] = []
+        a, b = CountedLoad("a", 10, order), CountedLoad("b", 10, order)
+        slicing.alternating([a, b], seconds=0.5, segment=2.0)
+        assert order == ["a", "b"]
+        assert (a.seconds, b.seconds) == (0.5, 0.5)
 
 
 class TestConnectionWithoutKeepAlive:

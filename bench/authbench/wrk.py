@@ -89,11 +89,13 @@ def run(
     return result
 
 
-def load(url: str, *, cpu: int | None, headers: Sequence[str] = ()) -> Callable[[int], WrkResult]:
+def load(
+    url: str, *, cpu: int | None, headers: Sequence[str] = (), connections: int = 32
+) -> Callable[[int], WrkResult]:
     """`run` of this URL for a number of seconds still to choose."""
 
     def run_for(seconds: int) -> WrkResult:
-        return run(url, cpu=cpu, seconds=seconds, headers=headers)
+        return run(url, cpu=cpu, seconds=seconds, headers=headers, connections=connections)
 
     return run_for
 

@@ -12,12 +12,10 @@ row: how many were both answered 200, and how many left two live refresh tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from authbench import accounts, postgres, racing, refreshing, servers, wrk
+from authbench import accounts, postgres, racing, refreshing, servers, slicing, wrk
 from authbench.config import BenchConfig
-from authbench.refreshing import RefreshEndpoint
-from authbench.results import Figure, ScenarioResult, Target, percentile
+from authbench.results import Figure, ScenarioResult, Target
+from authbench.slicing import Refreshers
 
 EMAIL = "peer-simplejwt@example.com"
 USERNAME = "peer"
@@ -65,36 +63,6 @@ def describe(config: BenchConfig) -> ScenarioResult:
         ],
         targets=[Target("ratio", ">=", 3.0), Target("refresh_ratio", ">=", 3.0)],
     )
-
-
-@dataclass
-class Refreshers:
-    """One server's closed-loop refresh clients, run slice by slice; the figures of the
-    slices together."""
-
-    base_url: str
-    endpoint: RefreshEndpoint
-    tokens: list[str]
-    latencies: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def run(self, seconds: float, warmup: float = 0.0) -> None:
-        load, self.tokens = refreshing.run_clients(
-            self.base_url, self.tokens, warmup, seconds, self.endpoint
-        )
-        self.latencies += load.latencies
-        self.seconds += seconds
-
-    def reset(self) -> None:
-        self.latencies, self.seconds = [], 0.0
-
-    @property
-    def per_second(self) -> float:
-        return len(self.latencies) / self.seconds
-
-    @property
-    def p99_ms(self) -> float:
-        return round(percentile(self.latencies, 99) * 1000, 2)
 
 
 def measure(config: BenchConfig, result: ScenarioResult) -> None:
@@ -186,13 +154,9 @@ def _one_run(
         for load in (our_get, their_get):
             load(max(1, round(config.warmup_seconds)))
         for refresher in refreshers:
-            refresher.run(config.warmup_seconds)
+            refresher.warm_up(config.warmup_seconds)
     a, p = wrk.alternating([our_get, their_get], config.wrk_seconds, config.wrk_segment)
-    for refresher in refreshers:
-        refresher.reset()
-    for _ in range(max(1, round(config.driver_seconds / config.wrk_segment))):
-        for refresher in refreshers:
-            refresher.run(config.wrk_segment)
+    slicing.alternating(refreshers, config.driver_seconds, config.wrk_segment)
     mine, peers = refreshers
     run = {
         "authapi_rps": round(a.requests_per_s, 1),
@@ -203,8 +167,8 @@ def _one_run(
         "authapi_refresh_rps": round(mine.per_second, 1),
         "peer_refresh_rps": round(peers.per_second, 1),
         "refresh_ratio": round(mine.per_second / peers.per_second, 3),
-        "authapi_refresh_p99_ms": mine.p99_ms,
-        "peer_refresh_p99_ms": peers.p99_ms,
+        "authapi_refresh_p99_ms": mine.ms(99),
+        "peer_refresh_p99_ms": peers.ms(99),
     }
     commands = [
         a.command,
