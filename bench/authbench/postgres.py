@@ -128,6 +128,34 @@ async def _columns(connection: asyncpg.Connection, table: str) -> list[str]:
     return [row["column_name"] for row in rows]
 
 
+async def _copy_rows(
+    connection: asyncpg.Connection,
+    table: str,
+    new: tuple[str, str],
+    second_type: str,
+    template_id: uuid.UUID,
+    ids: list[uuid.UUID],
+    seconds: list[Any],
+    spent: tuple[str, ...] = (),
+) -> None:
+    """Copies of `table`'s row keyed `template_id` (its first column of `new`), one per
+    (id, second): the two `new` columns from the lists, `spent` columns left to their
+    defaults, every other column as the template has it."""
+    key, second = new
+    kept = [c for c in await _columns(connection, table) if c not in (*new, *spent)]
+    await connection.execute(
+        f"""
+        INSERT INTO {table} ({key}, {second}, {", ".join(kept)})
+        SELECT fresh.a, fresh.b, {", ".join("t." + c for c in kept)}
+        FROM unnest($1::uuid[], $2::{second_type}[]) AS fresh(a, b), {table} t
+        WHERE t.{key} = $3
+        """,  # noqa: S608 - names from the schema and this module, values as parameters
+        ids,
+        seconds,
+        template_id,
+    )
+
+
 def clone_totp_users(
     database: str, template: str, users: list[tuple[uuid.UUID, str, bytes]]
 ) -> None:
@@ -143,30 +171,25 @@ def clone_totp_users(
                 template_id = await connection.fetchval(
                     "SELECT id FROM users WHERE email = $1", template
                 )
-                kept = [c for c in await _columns(connection, "users") if c not in ("id", "email")]
-                await connection.execute(
-                    f"""
-                    INSERT INTO users (id, email, {", ".join(kept)})
-                    SELECT new.id, new.email, {", ".join("t." + c for c in kept)}
-                    FROM unnest($1::uuid[], $2::text[]) AS new(id, email), users t
-                    WHERE t.id = $3
-                    """,  # noqa: S608 - column names from the schema, values as parameters
-                    [user[0] for user in users],
+                ids = [user[0] for user in users]
+                await _copy_rows(
+                    connection,
+                    "users",
+                    ("id", "email"),
+                    "text",
+                    template_id,
+                    ids,
                     [user[1] for user in users],
-                    template_id,
                 )
-                spent = ("user_id", "sealed_secret", "last_used_step")
-                kept = [c for c in await _columns(connection, "totp_factors") if c not in spent]
-                await connection.execute(
-                    f"""
-                    INSERT INTO totp_factors (user_id, sealed_secret, {", ".join(kept)})
-                    SELECT new.id, new.sealed, {", ".join("t." + c for c in kept)}
-                    FROM unnest($1::uuid[], $2::bytea[]) AS new(id, sealed), totp_factors t
-                    WHERE t.user_id = $3
-                    """,  # noqa: S608 - column names from the schema, values as parameters
-                    [user[0] for user in users],
-                    [user[2] for user in users],
+                await _copy_rows(
+                    connection,
+                    "totp_factors",
+                    ("user_id", "sealed_secret"),
+                    "bytea",
                     template_id,
+                    ids,
+                    [user[2] for user in users],
+                    spent=("last_used_step",),
                 )
         finally:
             await connection.close()

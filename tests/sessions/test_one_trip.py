@@ -79,3 +79,17 @@ async def test_a_scope_that_does_not_fit_leaves_the_session_as_it_was(
     assert narrowed.status_code == 200, narrowed.text
     assert narrowed.json()["scope"] == "profile"
     assert await generation_of(context, tokens) == before + 1
+
+
+async def test_a_hostile_host_changes_nothing_of_the_answer(
+    client: httpx.AsyncClient, context: AppContext
+) -> None:
+    _, tokens = await registered_login(client)
+    response = await client.post(
+        "/refresh",
+        json={"refresh_token": tokens["refresh_token"]},
+        headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example\x00"},
+    )
+    assert response.status_code == 200, response.text
+    claims = context.access_tokens.verify(response.json()["access_token"])
+    assert claims["iss"] == context.settings.issuer
