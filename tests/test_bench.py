@@ -18,7 +18,7 @@ import pytest
 from authbench import accounts, postgres, racing, refreshing, servers, slicing
 from authbench.config import BENCH_DIR, make_config
 from authbench.factors import STEP_SECONDS, TotpUser
-from authbench.httpload import Connection, LoadResult
+from authbench.httpload import Connection, LoadResult, paced_loop
 from authbench.logins import TotpPool
 from authbench.scenarios import SCENARIOS, mfa, refresh
 
@@ -103,6 +103,25 @@ class TestMfaScenario:
         assert all(math.isfinite(value) and value > 0 for value in run.values()), run
         assert "AUTHAPI_APP_URL" in result.commands[0]
         assert postgres.fetchval("postgres", EXISTS, DATABASE) == 0  # dropped
+
+
+class TestPacedLoop:
+    def test_a_request_waiting_for_a_free_client_counts_from_when_it_was_due(self) -> None:
+        """One client slower than the pace: the requests queue for it, one at a time,
+        and each one's latency holds its wait (a closed loop would hide it)."""
+        running: list[int] = []
+
+        async def slow_step() -> None:
+            running.append(1)
+            assert len(running) == 1  # never two at once on one client
+            await asyncio.sleep(0.05)  # a server slower than the 10 ms pace
+            running.pop()
+
+        result = asyncio.run(paced_loop([slow_step], rate=100, warmup=0, duration=0.2))
+        assert len(result.latencies) == result.done == 20  # due at 0, 10 ms, ... 190 ms
+        # The k-th (from 0) waited for k slow steps before its own: at least
+        # k x 50 ms from its start, less its k x 10 ms later due time.
+        assert all(latency >= 0.04 * k + 0.05 for k, latency in enumerate(result.latencies))
 
 
 class TestRefreshScenario:

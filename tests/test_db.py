@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy.exc
+import sqlalchemy.pool
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -164,3 +166,28 @@ class TestEndReadOnlyTransaction:
             await db.scalar(select(func.count()).select_from(User))
             with pytest.raises(PendingWrites):
                 await end_read_only_transaction(db)
+
+
+class TestConnectionPool:
+    """No more connections than the pool's size, each kept once opened: with overflow
+    connections, every burst above the size opened PostgreSQL connections and closed
+    them again as they were handed back."""
+
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, object]:
+        return {"db_pool_size": 3, "db_timeout": 0.2}
+
+    async def test_holds_at_most_its_size_and_keeps_every_one(self, settings: Settings) -> None:
+        engine = create_engine(settings)
+        try:
+            size = 1 if settings.is_sqlite else 3  # SQLite: one connection (db.py)
+            held = [await engine.connect() for _ in range(size)]
+            with pytest.raises(sqlalchemy.exc.TimeoutError):
+                await engine.connect()  # waits its db_timeout in the queue, no overflow
+            for connection in held:
+                await connection.close()
+            pool = engine.pool
+            assert isinstance(pool, sqlalchemy.pool.QueuePool)
+            assert pool.checkedin() == size  # handed back, not closed
+        finally:
+            await engine.dispose()

@@ -1,5 +1,6 @@
-"""A lean closed-loop load client for the scenarios wrk cannot express (each client
-carrying its own state from one response to its next request).
+"""A lean load client for the scenarios wrk cannot express (each client carrying its own
+state from one response to its next request): closed loop (each client's next request
+when its answer came) or paced (requests at a fixed rate, whatever the answers' pace).
 
 Plain HTTP/1.1 keep-alive over asyncio streams on uvloop: httpx needs several times
 the CPU per request, and on the load generator's single core the client would then
@@ -9,7 +10,9 @@ set the pace instead of the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -94,7 +97,10 @@ class Connection:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            await self._writer.wait_closed()
+            # The server may have gone first; in a `finally`, raising here would hide
+            # the error that brought the client down.
+            with contextlib.suppress(ConnectionError):
+                await self._writer.wait_closed()
             self._writer = None
 
 
@@ -139,4 +145,49 @@ async def closed_loop(steps: list[Step], warmup: float, duration: float) -> Load
                     result.parts.setdefault(name, []).append(seconds)
 
     await asyncio.gather(*(client(step) for step in steps))
+    return result
+
+
+async def paced_loop(steps: list[Step], rate: float, warmup: float, duration: float) -> LoadResult:
+    """An open loop: a request due every 1/`rate` s, each taken by whichever client is
+    free. A request that finds none free waits for one, and its latency counts from when
+    it was due, not from when it went out: a closed loop only ever measures the server
+    at the pace it sets itself, so a stall there delays the next requests instead of
+    showing in their latencies. Requests due after `warmup` count, each to its end."""
+    start = time.perf_counter()
+    window_start, window_end = start + warmup, start + warmup + duration
+    result = LoadResult(seconds=duration)
+    free = list(steps)
+    # Handed over first come, first served (asyncio.Queue is not: a getter arriving just
+    # after a put takes the client from one that waited, which waits on, at the back).
+    waiting: deque[asyncio.Future[Step]] = deque()
+
+    async def take() -> Step:
+        if free:
+            return free.pop()
+        waiting.append(asyncio.get_running_loop().create_future())
+        return await waiting[-1]
+
+    def give_back(step: Step) -> None:
+        if waiting:
+            waiting.popleft().set_result(step)
+        else:
+            free.append(step)
+
+    async def one(due: float) -> None:
+        step = await take()
+        try:
+            await step()
+        finally:
+            give_back(step)
+        result.done += 1
+        if due >= window_start:
+            result.latencies.append(time.perf_counter() - due)
+
+    requests: list[asyncio.Task[None]] = []
+    while (due := start + len(requests) / rate) < window_end:
+        if (ahead := due - time.perf_counter()) > 0:
+            await asyncio.sleep(ahead)
+        requests.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*requests)
     return result

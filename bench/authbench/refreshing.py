@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import uvloop
 
-from authbench.httpload import Connection, HttpError, LoadResult, Step, closed_loop
+from authbench.httpload import Connection, HttpError, LoadResult, Step, closed_loop, paced_loop
 
 JSON = {"Content-Type": "application/json"}
 
@@ -77,15 +77,18 @@ def run_clients(
     warmup: float,
     seconds: float,
     endpoint: RefreshEndpoint = AUTHAPI,
+    rate: float | None = None,
 ) -> tuple[LoadResult, list[str]]:
-    """One closed-loop run of a client per token; returns the figures and each
-    session's newest token (for the next run)."""
+    """One run of a client per token, in a closed loop or, given a `rate` (refreshes/s),
+    paced; returns the figures and each session's newest token (for the next run)."""
     clients = [SessionClient(base_url, token, endpoint) for token in tokens]
 
     async def run() -> LoadResult:
         try:
             steps: list[Step] = [client.step for client in clients]
-            return await closed_loop(steps, warmup, seconds)
+            if rate is None:
+                return await closed_loop(steps, warmup, seconds)
+            return await paced_loop(steps, rate, warmup, seconds)
         finally:
             for client in clients:
                 await client.connection.close()

@@ -82,6 +82,13 @@ class Refreshers(SlicedLoad):
         )
         return load
 
+    def paced(self, rate: float, warmup: float, seconds: float) -> LoadResult:
+        """One run at `rate` refreshes/s (`httpload.paced_loop`) by the same clients."""
+        load, self.tokens = refreshing.run_clients(
+            self.base_url, self.tokens, warmup, seconds, self.endpoint, rate
+        )
+        return load
+
 
 class WrkSlices:
     """A wrk load taken in slices beside closed-loop ones (whole seconds: wrk's `-d`);

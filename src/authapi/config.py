@@ -162,7 +162,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     metrics_public: bool = False
 
-    db_pool_size: int = Field(default=10, ge=1)
+    # PostgreSQL connections per process, each kept open once opened (db.py).
+    db_pool_size: int = Field(default=20, ge=1)
     db_timeout: float = Field(default=5.0, gt=0)
 
     @field_validator(
