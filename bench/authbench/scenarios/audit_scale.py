@@ -178,6 +178,8 @@ def prune(config: BenchConfig, table: Table, result: ScenarioResult) -> dict[str
     postgres.execute(table.database, "CHECKPOINT")  # not during the measured run
     postgres.set_database_option(table.database, "log_min_duration_statement", "0")
     offset = Path(log).stat().st_size
+    # Whatever was older than the retention when the command started must be gone.
+    cutoff = datetime.now(UTC) - timedelta(days=RETENTION_DAYS)
     started = time.monotonic()
     try:
         done = subprocess.run(
@@ -193,9 +195,7 @@ def prune(config: BenchConfig, table: Table, result: ScenarioResult) -> dict[str
         0
     ]
     expired = postgres.fetchval(
-        table.database,
-        "SELECT count(*) FROM audit_events WHERE at < now() - $1::int * interval '1 day'",
-        RETENTION_DAYS,
+        table.database, "SELECT count(*) FROM audit_events WHERE at < $1", cutoff
     )
     if left + pruned != table.size or oldest != pruned + 1 or expired:
         raise RuntimeError(f"prune: {done.stdout!r}; {left} left from {oldest}, {expired} expired")
