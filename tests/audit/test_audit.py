@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from authapi.audit import service as audit
 from authapi.audit.models import AuditEvent
@@ -340,3 +340,64 @@ class TestListingPlan:
         assert [row.id for row in rows] == sorted((row.id for row in rows), reverse=True)
         assert {getattr(row, by) for row in rows} == {value}
         assert all(row.id < filters.get("before", 2**63) for row in rows)
+
+
+class TestPruneBatch:
+    """`authapi prune` takes the audit trail's oldest events first, off the index of
+    times: with no order PostgreSQL read each batch from a scan of the table, past
+    every event the batches before it had deleted."""
+
+    START = datetime(2001, 1, 1, tzinfo=UTC)  # older than any other test's events
+    CUTOFF = START + timedelta(minutes=2000)
+
+    async def add_expiring(self, db: AsyncSession) -> None:
+        """3,000 events a minute apart from START, written newest first (so that the
+        table's order is not the order of times); the first 2,000 end before CUTOFF."""
+        rows = [
+            {"at": self.START + timedelta(minutes=n), "event": "refresh", "ip": "192.0.2.9"}
+            for n in reversed(range(3000))
+        ]
+        await db.execute(insert(AuditEvent), rows)
+        await db.execute(text("ANALYZE audit_events"))
+
+    async def mine(self, db: AsyncSession) -> list[datetime]:
+        query = select(AuditEvent.at).where(AuditEvent.at < self.START + timedelta(days=3))
+        return sorted(await db.scalars(query))
+
+    async def test_a_batch_is_read_off_the_index_of_times(
+        self, db_session: AsyncSession, db_engine: AsyncEngine
+    ) -> None:
+        await self.add_expiring(db_session)
+        sent: list[tuple[str, Any]] = []
+
+        def note(*args: Any) -> None:
+            sent.append((str(args[2]), args[3]))
+
+        event.listen(db_engine.sync_engine, "before_cursor_execute", note)
+        try:
+            assert await audit.prune_batch(db_session, self.CUTOFF, 100) == 100
+        finally:
+            event.remove(db_engine.sync_engine, "before_cursor_execute", note)
+        (statement, parameters) = next(s for s in sent if s[0].startswith("DELETE"))
+        connection = await db_session.connection()
+        if connection.dialect.name == "sqlite":
+            explain = f"EXPLAIN QUERY PLAN {statement}"
+            plan = [str(row[-1]) for row in await connection.exec_driver_sql(explain, parameters)]
+        else:
+            explain = f"EXPLAIN {statement}"
+            plan = [str(row[0]) for row in await connection.exec_driver_sql(explain, parameters)]
+        # The batch's own scan: PostgreSQL's plan under its LIMIT (the DELETE around it
+        # may join the hundred ids to a table this small by scanning it).
+        batch = plan[next((n for n, line in enumerate(plan) if "Limit" in line), 0) :]
+        assert any("ix_audit_events_at" in line for line in batch), plan
+        assert not any(word in line for line in batch for word in ("Seq Scan", "Sort")), plan
+        assert not any("TEMP B-TREE" in line for line in plan), plan  # SQLite's sort
+        # The oldest hundred went.
+        assert (await self.mine(db_session))[0] == self.START + timedelta(minutes=100)
+
+    async def test_deletes_exactly_the_expired_events(self, db_session: AsyncSession) -> None:
+        await self.add_expiring(db_session)
+        deleted = [await audit.prune_batch(db_session, self.CUTOFF, 300) for _ in range(8)]
+        assert deleted == [300] * 6 + [200, 0]
+        left = await self.mine(db_session)
+        assert left == [self.START + timedelta(minutes=n) for n in range(2000, 3000)]
