@@ -168,7 +168,7 @@ def prune(config: BenchConfig, table: Table, result: ScenarioResult) -> dict[str
     log = postgres.log_file()
     if log is None:
         raise RuntimeError("PostgreSQL's log file was not found under /var/log/postgresql")
-    cwd = config.run_dir("audit_scale")
+    cwd = config.run_dir(table.database)  # the tests' own when they run beside a bench
     env = servers.authapi_env(
         cwd / "data",
         postgres.sqlalchemy_url(table.database),
