@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from authbench.postgres import fetchval
 
 EVENTS_PER_USER = 1_000  # a year of a user: about three events a day
@@ -35,19 +37,22 @@ def _event_case() -> str:
     return "CASE " + " ".join(branches) + " END"
 
 
-def fill_audit_events(database: str, first: int, last: int, size: int, days: int = 365) -> None:
-    """Audit events `first`..`last` of a table of `size` spread over the last `days`:
-    event n has id n and happened (size - n) / size of `days` ago, so that ids grow
-    with time as authapi's do. Events drawn at random from AUDIT_MIX, users from
-    size / EVENTS_PER_USER (`md5('bench-user-<n>')`, see postgres.row_id): a larger
-    trail is a larger team, every user with a year of events. Ids already there are
-    skipped, so that a range can be put back after a prune."""
+def fill_audit_events(
+    database: str, first: int, last: int, size: int, newest: datetime, days: int = 365
+) -> None:
+    """Audit events `first`..`last` of a table of `size` over the `days` up to `newest`:
+    event n has id n and happened (size - n) / size of `days` before `newest`, so that
+    ids grow with time as authapi's do (and a range put back has its old times).
+    Events drawn at random from AUDIT_MIX, users from size / EVENTS_PER_USER
+    (`md5('bench-user-<n>')`, see postgres.row_id): a larger trail is a larger team,
+    every user with a year of events. Ids already there are skipped, so that a range
+    can be put back after a prune."""
     users = max(1, size // EVENTS_PER_USER)
     fetchval(
         database,
         f"""
         INSERT INTO audit_events (id, at, event, user_id, session_id, ip, user_agent, detail)
-        SELECT n, now() - interval '1 day' * ($4::int * ($3::bigint - n)::float8 / $3),
+        SELECT n, $5::timestamptz - interval '1 day' * ($4::int * ($3::bigint - n)::float8 / $3),
                event,
                CASE WHEN event <> 'rate_limited' THEN md5('bench-user-' || user_number)::uuid END,
                md5('bench-session-' || (n % 100000))::uuid, '192.0.2.' || (n % 250),
@@ -62,4 +67,5 @@ def fill_audit_events(database: str, first: int, last: int, size: int, days: int
         last,
         size,
         days,
+        newest,
     )
