@@ -20,11 +20,12 @@ from authbench.config import BENCH_DIR, make_config
 from authbench.factors import STEP_SECONDS, TotpUser
 from authbench.httpload import Connection, LoadResult, paced_loop
 from authbench.logins import TotpPool
-from authbench.scenarios import SCENARIOS, mfa, refresh
+from authbench.scenarios import SCENARIOS, audit_scale, mfa, refresh
 
 DATABASE = "authapi_bench_test_mfa"  # not the scenario's: a benchmark may be running
 RACE_DATABASE = "authapi_bench_test_race"
 REFRESH_DATABASE = "authapi_bench_test_refresh"
+AUDIT_DATABASES = ("authapi_bench_test_audit_small", "authapi_bench_test_audit_large")
 EXISTS = "SELECT count(*) FROM pg_database WHERE datname = $1"
 
 
@@ -150,6 +151,35 @@ class TestRefreshScenario:
             ("healthz_ratio", ">=", 0.25),
         }
         assert postgres.fetchval("postgres", EXISTS, REFRESH_DATABASE) == 0  # dropped
+
+
+class TestAuditScaleScenario:
+    def test_lists_and_prunes_at_both_sizes(self, tmp_path: Path) -> None:
+        """The whole scenario at small sizes: both tables filled and migrated, every
+        listing timed on each, `authapi prune` run and read back from PostgreSQL's log,
+        the pruned events put back; the figures and their targets reported."""
+        config = dataclasses.replace(
+            make_config(quick=True, output_dir=tmp_path),
+            audit_small=20_000,
+            audit_large=40_000,
+            audit_listings=3,
+        )
+        result = audit_scale.describe(config)
+        audit_scale.measure_on(config, result, *AUDIT_DATABASES)
+        (run,) = result.runs
+        assert set(run) == {figure.key for figure in result.figures}
+        assert all(math.isfinite(value) and value > 0 for value in run.values()), run
+        # About 55 of the 365 days are older than the retention of 310.
+        assert 0.14 < run["prune_rows"] / 40_000 < 0.16
+        for listing in audit_scale.LISTINGS:
+            ratio = run[f"{listing.key}_large_ms"] / run[f"{listing.key}_small_ms"]
+            assert run[f"{listing.key}_ratio"] == pytest.approx(ratio, rel=0.01)
+        assert ("longest_statement_ms", "<=", 1000) in {
+            (target.key, target.op, target.threshold) for target in result.targets
+        }
+        assert any("authapi prune" in command for command in result.commands)
+        for database in AUDIT_DATABASES:
+            assert postgres.fetchval("postgres", EXISTS, database) == 0  # dropped
 
 
 class CountedLoad(slicing.SlicedLoad):

@@ -4,6 +4,7 @@ and back down to nothing."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +96,39 @@ class TestMigrations:
 
             command.upgrade(config, revision.revision)
             assert database_state(fresh_database_url) == after
+
+
+class TestAuditListingIndexes:
+    """Migration 0010 builds its indexes on PostgreSQL with CONCURRENTLY, outside the
+    migration's transaction, so that upgrading a large audit trail does not stop the
+    service's writes to it; on SQLite, which has no such thing, in the transaction."""
+
+    @staticmethod
+    def upgrade_sql(url: str) -> str:
+        config = migrate.alembic_config(url)
+        config.output_buffer = io.StringIO()
+        command.upgrade(config, "0009:0010", sql=True)  # offline: the SQL, not run
+        return config.output_buffer.getvalue()
+
+    def test_postgresql_builds_concurrently_outside_a_transaction(self) -> None:
+        sql = self.upgrade_sql("postgresql+asyncpg://nobody@localhost/offline")
+        statements = [line for line in sql.splitlines() if "INDEX" in line]
+        assert statements == [
+            "DROP INDEX CONCURRENTLY IF EXISTS ix_audit_events_user_id_id;",
+            "CREATE INDEX CONCURRENTLY ix_audit_events_user_id_id ON audit_events (user_id, id);",
+            "DROP INDEX CONCURRENTLY ix_audit_events_user_id;",
+            "DROP INDEX CONCURRENTLY IF EXISTS ix_audit_events_event_id;",
+            "CREATE INDEX CONCURRENTLY ix_audit_events_event_id ON audit_events (event, id);",
+        ]
+        # None inside a transaction (CONCURRENTLY cannot run in one).
+        in_transaction = False
+        for line in sql.splitlines():
+            if line in ("BEGIN;", "COMMIT;"):
+                in_transaction = line == "BEGIN;"
+            elif "INDEX" in line:
+                assert not in_transaction, line
+
+    def test_sqlite_builds_in_the_transaction(self) -> None:
+        sql = self.upgrade_sql("sqlite+aiosqlite:///offline.db")
+        assert "CONCURRENTLY" not in sql
+        assert "CREATE INDEX ix_audit_events_event_id ON audit_events (event, id);" in sql

@@ -36,6 +36,9 @@ class BenchConfig:
     scale_small: int  # sessions in the table: the baseline of the scale scenario
     scale_large: int
     prune_rows: int
+    audit_small: int  # audit events in the table: the baseline of audit_scale
+    audit_large: int
+    audit_listings: int  # timed calls of each audit listing per table and run
     login_seconds: int
     mfa_users: int  # TOTP users of the mfa scenario: at least its two-step logins in 30 s
     flood_logins: int  # concurrent logins of the login flood
@@ -94,6 +97,9 @@ def make_config(
             scale_small=2_000,
             scale_large=20_000,
             prune_rows=20_000,
+            audit_small=20_000,  # a page of the rarest event listed (0.5 %)
+            audit_large=200_000,
+            audit_listings=30,
             login_seconds=2,
             mfa_users=500,
             flood_logins=50,
@@ -116,6 +122,9 @@ def make_config(
         scale_small=10_000,
         scale_large=1_000_000,
         prune_rows=1_000_000,
+        audit_small=100_000,
+        audit_large=10_000_000,
+        audit_listings=150,
         login_seconds=6,
         mfa_users=5_000,
         flood_logins=500,

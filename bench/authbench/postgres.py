@@ -13,6 +13,8 @@ import glob
 import hashlib
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -49,6 +51,31 @@ def fetchval(database: str, statement: str, *args: Any) -> Any:
     return asyncio.run(_run(database, statement, *args))
 
 
+def execute(database: str, *statements: str) -> None:
+    """Statements in turn on one connection, outside a transaction (VACUUM may run)."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(dsn(database))
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def fetchall(database: str, statement: str, *args: Any) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(dsn(database))
+        try:
+            return list(await connection.fetch(statement, *args))
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
 def create_database(name: str) -> str:
     """A fresh, empty database; returns its SQLAlchemy URL for AUTHAPI_DATABASE_URL."""
     drop_database(name)
@@ -58,6 +85,15 @@ def create_database(name: str) -> str:
 
 def drop_database(name: str) -> None:
     fetchval("postgres", f'DROP DATABASE IF EXISTS "{_checked(name)}" WITH (FORCE)')
+
+
+@contextmanager
+def fresh_database(name: str) -> Iterator[str]:
+    """`create_database`, dropped again on the way out (crashed or not)."""
+    try:
+        yield create_database(name)
+    finally:
+        drop_database(name)
 
 
 def set_database_option(name: str, option: str, value: str | None) -> None:
@@ -117,6 +153,29 @@ def fill_sessions(database: str, first: int, last: int, *, expired: bool) -> Non
         last,
     )
     fetchval(database, "ANALYZE sessions")
+
+
+@contextmanager
+def indexes_built_after(database: str, table: str) -> Iterator[None]:
+    """Drop `table`'s secondary indexes, let the caller fill it, then build them again
+    and VACUUM ANALYZE: one sort per index beats updating each index row by row, and
+    the vacuum leaves the table as autovacuum would keep it (visibility map, hint bits)."""
+    definitions = fetchall(
+        database,
+        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = $1::regclass "
+        "AND NOT x.indisprimary AND NOT x.indisunique",
+        table,
+    )
+    execute(database, *(f'DROP INDEX "{name}"' for name, _ in definitions))
+    yield
+    # One build at a time with room to sort in memory (the default 64 MB spills).
+    execute(
+        database,
+        "SET maintenance_work_mem = '512MB'",
+        *(definition for _, definition in definitions),
+        f"VACUUM (ANALYZE) {table}",
+    )
 
 
 async def _columns(connection: asyncpg.Connection, table: str) -> list[str]:

@@ -10,6 +10,7 @@ from authbench.config import BenchConfig
 from authbench.results import ScenarioResult
 from authbench.scenarios import (
     access,
+    audit_scale,
     login,
     login_flood,
     mail_drain,
@@ -42,6 +43,7 @@ SCENARIOS: dict[str, Scenario] = {
         login_flood,
         mfa,
         prune,
+        audit_scale,
         revocation,
         mail_drain,
         soak,

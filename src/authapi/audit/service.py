@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Select, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from authapi import metrics
@@ -152,6 +152,23 @@ async def list_events(
     until: datetime | None = None,
 ) -> list[AuditEvent]:
     """Newest first; pass the last id seen as `before` for the next page."""
+    query = listing(
+        limit=limit, before=before, event=event, user_id=user_id, since=since, until=until
+    )
+    return list(await db.scalars(query))
+
+
+def listing(
+    *,
+    limit: int,
+    before: int | None = None,
+    event: Event | None = None,
+    user_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Select[AuditEvent]:
+    """The query of `list_events`. By user or by event it is a backward range of the
+    index `(user_id, id)` or `(event, id)`, however long the trail."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if before is not None:
         query = query.where(AuditEvent.id < before)
@@ -163,8 +180,11 @@ async def list_events(
         query = query.where(AuditEvent.at >= since)
     if until is not None:
         query = query.where(AuditEvent.at < until)
-    return list(await db.scalars(query))
+    return query
 
 
 async def prune_batch(db: AsyncSession, older_than: datetime, limit: int) -> int:
-    return await delete_batch(db, AuditEvent.at, older_than, limit)
+    # Oldest first, off the index of times: with no order PostgreSQL takes the batch
+    # from a scan of the table, which passes over every event the batches before
+    # deleted (dead until vacuumed), so each batch of a large prune took longer.
+    return await delete_batch(db, AuditEvent.at, older_than, limit, oldest_first=True)
