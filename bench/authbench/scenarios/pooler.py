@@ -91,8 +91,8 @@ def describe(config: BenchConfig) -> ScenarioResult:
             f"transaction mode, default_pool_size {SERVER_CONNECTIONS}), in slices of "
             f"{config.wrk_segment} s taken in turn, "
             f"{config.driver_seconds:g} s each per run after {config.warmup_seconds:g} s of "
-            f"warm-up each. The authapi pool is the default (AUTHAPI_DB_POOL_SIZE 10 + as "
-            f"many overflow)."
+            f"warm-up each. The authapi pool is the default (AUTHAPI_DB_POOL_SIZE 20, each "
+            f"connection kept open)."
         ),
         figures=figures,
     )
