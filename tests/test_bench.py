@@ -13,19 +13,21 @@ import math
 import re
 from pathlib import Path
 
+import asyncpg
 import pyotp
 import pytest
-from authbench import accounts, postgres, racing, refreshing, servers, slicing
-from authbench.config import BENCH_DIR, make_config
+from authbench import accounts, pgbouncer, postgres, racing, refreshing, servers, slicing
+from authbench.config import ADMIN_DSN, BENCH_DIR, make_config
 from authbench.factors import STEP_SECONDS, TotpUser
 from authbench.httpload import Connection, LoadResult, paced_loop
 from authbench.logins import TotpPool
-from authbench.scenarios import SCENARIOS, audit_scale, mfa, refresh
+from authbench.scenarios import SCENARIOS, audit_scale, mfa, pooler, refresh
 
 DATABASE = "authapi_bench_test_mfa"  # not the scenario's: a benchmark may be running
 RACE_DATABASE = "authapi_bench_test_race"
 REFRESH_DATABASE = "authapi_bench_test_refresh"
 AUDIT_DATABASES = ("authapi_bench_test_audit_small", "authapi_bench_test_audit_large")
+POOLER_DATABASE = "authapi_bench_test_pooler"
 EXISTS = "SELECT count(*) FROM pg_database WHERE datname = $1"
 
 
@@ -180,6 +182,72 @@ class TestAuditScaleScenario:
         assert any("authapi prune" in command for command in result.commands)
         for database in AUDIT_DATABASES:
             assert postgres.fetchval("postgres", EXISTS, database) == 0  # dropped
+
+
+class TestPoolerScenario:
+    def test_measures_refreshes_direct_and_through_pgbouncer(self, tmp_path: Path) -> None:
+        """The quick scenario at the smallest sizes: a server on PostgreSQL and one
+        through a real PgBouncer, on one database, in turn; every refresh of both took
+        the one-statement path (it works through a transaction pooler)."""
+        config = dataclasses.replace(
+            make_config(quick=True, output_dir=tmp_path),
+            warmup_seconds=0.2,
+            driver_seconds=0.5,
+            refresh_clients=4,
+        )
+        result = pooler.describe(config)
+        pooler.measure_on(config, result, POOLER_DATABASE, "test-pooler", pooler.ways(config))
+        (run,) = result.runs
+        assert set(run) == {figure.key for figure in result.figures}
+        assert all(math.isfinite(value) and value >= 0 for value in run.values()), run
+        for way in ("direct", "pooled"):
+            assert run[f"{way}_rps"] > 0
+            assert run[f"{way}_one_statement_share"] == 1.0
+        assert run["pooled_ratio"] == pytest.approx(
+            run["pooled_rps"] / run["direct_rps"], abs=0.002
+        )
+        direct, pooled = result.commands[:2]
+        assert "AUTHAPI_DATABASE_POOLER" not in direct
+        assert "AUTHAPI_DATABASE_POOLER=transaction" in pooled
+        assert "AUTHAPI_LISTEN_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/" in pooled
+        assert postgres.fetchval("postgres", EXISTS, POOLER_DATABASE) == 0  # dropped
+
+    def test_full_mode_adds_the_setting_alone(self, tmp_path: Path) -> None:
+        full = pooler.describe(make_config(quick=False, output_dir=tmp_path))
+        keys = {figure.key for figure in full.figures}
+        assert {"direct_tx_rps", "setting_ratio", "hop_ratio"} <= keys
+        assert pooler.ways(make_config(quick=True, output_dir=tmp_path)) == (
+            pooler.DIRECT,
+            pooler.POOLED,
+        )
+
+
+class TestPgBouncer:
+    def test_passes_connections_through_to_postgresql(self) -> None:
+        async def port_of_server(url: str) -> str:
+            connection = await asyncpg.connect(url, statement_cache_size=0)
+            try:
+                return str(await connection.fetchval("SELECT current_setting('port')"))
+            finally:
+                await connection.close()
+
+        with pgbouncer.running(ADMIN_DSN, 2) as bouncer:
+            url = bouncer.through(postgres.dsn("postgres"))
+            assert url == f"postgresql://postgres@127.0.0.1:{bouncer.port}/postgres"
+            # Connected to PgBouncer's port, answered by PostgreSQL on its own.
+            assert asyncio.run(port_of_server(url)) == "5432"
+            assert "pool_mode = transaction" in (bouncer.folder / "pgbouncer.ini").read_text()
+            process = bouncer.process
+        assert process.poll() is not None  # stopped
+        assert not bouncer.folder.exists()
+
+    def test_refuses_to_start_without_pgbouncer(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(pgbouncer, "PGBOUNCER", Path("/nonexistent/pgbouncer"))
+        with (
+            pytest.raises(pgbouncer.PgBouncerMissing, match="PgBouncer is missing"),
+            pgbouncer.running(ADMIN_DSN, 2),
+        ):
+            pass
 
 
 class CountedLoad(slicing.SlicedLoad):

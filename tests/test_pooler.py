@@ -1,6 +1,6 @@
 """authapi behind a connection pooler in transaction mode: a real PgBouncer (Debian's
-package, started here on a free port as the `postgres` user, which it insists on) in
-front of the test database, two server connections shared by every client connection.
+package, started on a free port by authbench/pgbouncer.py, which the pooler benchmark
+uses too) in front of the test database, two server connections shared by every client connection.
 
 Through it, with `AUTHAPI_DATABASE_POOLER=transaction`: the whole token flow, concurrent
 refreshes, and instant revocation across two instances (their revocation listeners on
@@ -11,11 +11,6 @@ Without the setting, a statement prepared on one server connection is looked for
 from __future__ import annotations
 
 import asyncio
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from authbench import pgbouncer as pgbouncers
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -34,6 +30,7 @@ from authapi.config import Settings
 from authapi.context import AppContext
 from authapi.db import create_engine
 from tests.support.clock import FakeClock
+from tests.support.database import POSTGRES_SERVER_URL
 from tests.support.factories import (
     PASSWORD,
     bearer,
@@ -43,72 +40,22 @@ from tests.support.factories import (
     register,
     registered_login,
 )
-from tests.support.servers import free_port, serving
+from tests.support.servers import serving
 from tests.support.settings import CHEAP_HASHES, make_settings
 from tests.support.waiting import wait_until
 
-PGBOUNCER = "/usr/sbin/pgbouncer"
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"])
-
-
-def _config(port: int, upstream: str) -> str:
-    server = make_url(upstream)
-    return f"""\
-[databases]
-* = host={server.host} port={server.port} user={server.username}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = any
-pool_mode = transaction
-; Fewer server connections than the app's pool has: client connections must share them.
-default_pool_size = 2
-max_client_conn = 200
-server_reset_query =
-ignore_startup_parameters = extra_float_digits,options
-"""
-
-
-def _accepting(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+# Fewer server connections than the app's pool has: client connections must share them.
+SERVER_CONNECTIONS = 2
 
 
 @pytest.fixture(scope="module")
 def pgbouncer() -> Iterator[int]:
-    """A PgBouncer in transaction mode; yields its port."""
-    if not Path(PGBOUNCER).exists():
-        pytest.fail("PgBouncer is missing (apt-get install pgbouncer); scripts/test installs it")
-    postgres = pwd.getpwnam("postgres")
-    folder = Path(tempfile.mkdtemp(prefix="authapi-pgbouncer-"))
-    port = free_port()
-    config = folder / "pgbouncer.ini"
-    config.write_text(_config(port, "postgresql://postgres@127.0.0.1:5432"))
-    shutil.chown(folder, postgres.pw_uid, postgres.pw_gid)
-    shutil.chown(config, postgres.pw_uid, postgres.pw_gid)
-    log = folder / "pgbouncer.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - a fixed command line of our own
-            ["runuser", "-u", "postgres", "--", PGBOUNCER, str(config)],  # noqa: S607
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        for _ in range(500):  # a bound on the rounds, not a timing
-            if _accepting(port):
-                break
-            if process.poll() is not None:
-                pytest.fail(f"PgBouncer did not start: {log.read_text()}")
-            subprocess.run(["sleep", "0.02"], check=True)  # noqa: S607
-        else:
-            pytest.fail("PgBouncer did not listen")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(folder, ignore_errors=True)
+    """A PgBouncer in transaction mode (authbench/pgbouncer.py); yields its port."""
+    if not pgbouncers.installed():
+        pytest.fail(str(pgbouncers.PgBouncerMissing()))
+    with pgbouncers.running(POSTGRES_SERVER_URL, SERVER_CONNECTIONS) as bouncer:
+        yield bouncer.port
 
 
 def _through(database_url: str, port: int) -> str:

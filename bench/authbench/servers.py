@@ -5,6 +5,7 @@ stopped (SIGTERM to its process group, SIGKILL after a deadline) whatever happen
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import json
 import os
@@ -37,6 +38,14 @@ _SETTINGS_SCRIPT = (
     "print(json.dumps({name: getattr(settings, name) for name in sys.argv[1:]}, default=str))"
 )
 _running: list[Server] = []
+# For instances on one database: they share its signing keys, so the key those are
+# encrypted under (each would otherwise generate its own into its data directory), and
+# one issuer (each would otherwise name the address it listens on, and refuse the
+# others' tokens).
+ONE_DATABASE = {
+    "AUTHAPI_KEY_ENCRYPTION_KEY": base64.b64encode(b"bench-key-encryption-key-32-byte").decode(),
+    "AUTHAPI_ISSUER": "http://authapi-bench.localhost",
+}
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from authbench import refreshing, wrk
+from authbench import accounts, refreshing, wrk
 from authbench.httpload import LoadResult
 from authbench.refreshing import RefreshEndpoint
 from authbench.results import percentile
@@ -88,6 +88,17 @@ class Refreshers(SlicedLoad):
             self.base_url, self.tokens, warmup, seconds, self.endpoint, rate
         )
         return load
+
+
+def logged_in_refreshers(
+    base_url: str, email: str, clients: int, around: Around = _nothing
+) -> Refreshers:
+    """A user registered on the authapi server at `base_url`, logged in `clients` times,
+    and a refresher for each of those sessions."""
+    accounts.register(base_url, email)
+    sessions = accounts.login_many(base_url, email, clients)
+    tokens = [tokens.refresh_token for tokens in sessions]
+    return Refreshers(base_url, refreshing.AUTHAPI, tokens, around)
 
 
 class WrkSlices:

@@ -26,6 +26,12 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LOGINS = Counter("authapi_logins", "Password logins, by result.", ["result"])
 REFRESHES = Counter("authapi_refreshes", "Successful refresh-token grants.")
+ONE_STATEMENT_REFRESHES = Counter(
+    "authapi_one_statement_refreshes",
+    "Refreshes tried in one statement (PostgreSQL), by outcome: advanced; declined (the "
+    "general way decided); failed (an error, the general way answered).",
+    ["outcome"],
+)
 REUSE_DETECTIONS = Counter(
     "authapi_refresh_token_reuse_detections",
     "Rotated refresh tokens presented again after the grace window (the session is revoked).",

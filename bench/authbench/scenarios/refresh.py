@@ -19,7 +19,7 @@ import os
 import shlex
 import subprocess
 
-from authbench import accounts, postgres, profiling, refreshing, servers, slicing, wrk
+from authbench import postgres, profiling, servers, slicing, wrk
 from authbench.config import BENCH_DIR, VENV_BIN, BenchConfig
 from authbench.results import Figure, ScenarioResult, Target
 
@@ -120,16 +120,13 @@ def measure_on(config: BenchConfig, result: ScenarioResult, database: str, name:
 def _measure(config: BenchConfig, result: ScenarioResult, database: str, name: str) -> None:
     server = servers.authapi(config, name, postgres.create_database(database))
     with servers.running(server):
-        accounts.register(server.base_url, EMAIL)
-        sessions = accounts.login_many(server.base_url, EMAIL, config.refresh_clients)
-        tokens = [tokens.refresh_token for tokens in sessions]
-        result.commands.append(server.shown())
-        refreshes = slicing.Refreshers(
+        refreshes = slicing.logged_in_refreshers(
             server.base_url,
-            refreshing.AUTHAPI,
-            tokens,
+            EMAIL,
+            config.refresh_clients,
             around=lambda seconds: profiling.maybe(config, server.pid, seconds, "refresh"),
         )
+        result.commands.append(server.shown())
         healthz = slicing.WrkSlices(
             wrk.load(
                 server.base_url + "/healthz",

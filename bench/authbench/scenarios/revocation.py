@@ -5,7 +5,6 @@ against one with `AUTHAPI_INSTANT_REVOCATION=false`, same wrk load, taken in tur
 
 from __future__ import annotations
 
-import base64
 import time
 
 import httpx
@@ -16,13 +15,7 @@ from authbench.results import Figure, ScenarioResult, Target, percentile
 
 DATABASE = "authapi_bench_revocation"
 EMAIL = "revocation@example.com"
-# The instances share the database, so its signing keys and the key they are encrypted
-# under (each would otherwise generate its own into its data directory), and one issuer
-# (each would otherwise name the address it listens on, and refuse the others' tokens).
-SHARED = {
-    "AUTHAPI_KEY_ENCRYPTION_KEY": base64.b64encode(b"bench-key-encryption-key-32-byte").decode(),
-    "AUTHAPI_ISSUER": "http://authapi-bench.localhost",
-}
+SHARED = servers.ONE_DATABASE
 
 
 def revocations(config: BenchConfig) -> int:

@@ -38,6 +38,13 @@ from authapi.sessions.service import SessionPolicy
 
 logger = logging.getLogger(__name__)
 
+# Bound once (the hot path), and so each outcome is exported from the start, at 0: a rate
+# of "declined" or "failed" then reads 0, not "no data". How many refreshes take this
+# way, and how many leave it and why, is what a team behind a pooler needs to know.
+_ADVANCED = metrics.ONE_STATEMENT_REFRESHES.labels(outcome="advanced")
+_DECLINED = metrics.ONE_STATEMENT_REFRESHES.labels(outcome="declined")
+_FAILED = metrics.ONE_STATEMENT_REFRESHES.labels(outcome="failed")
+
 # rotation._ADVANCE (and its RETURNING), plus: the user must be active, and the refresh's
 # audit row (audit.service.insert_now's columns) goes in with it.
 _ADVANCE_AND_RECORD = """
@@ -97,10 +104,13 @@ class OneTripRotation:
         except Exception as exc:  # noqa: BLE001 - whatever it was, the general way answers
             # (and a test makes sure this way is taken: tests/sessions/test_one_trip.py)
             logger.debug("one-trip refresh failed (%r): the general way answers", exc)
+            _FAILED.inc()
             return None
         if row is None:
+            _DECLINED.inc()
             return None
         metrics.REFRESHES.inc()  # committed already: no transaction to wait for
+        _ADVANCED.inc()
         return Rotation(
             session_id=row["id"],
             user_id=row["user_id"],
