@@ -21,7 +21,7 @@ from urllib.parse import unquote_plus
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authapi.error_bodies import domain_error_response
+from authapi.error_bodies import RenderedError
 from authapi.errors import HashingBusy
 from authapi.middleware import MAX_BODY_BYTES
 from authapi.users.passwords import PasswordHasher
@@ -42,6 +42,9 @@ class _RouteTemplate:
 
 
 _ROUTES = {path: _RouteTemplate(path) for path in HASHING_PATHS}
+# The same answer as slot()'s refusal, rendered once: a flood is refused hundreds of
+# times within a few turns of the event loop.
+_BUSY = RenderedError(HashingBusy())
 
 
 def _hasher(scope: Scope) -> PasswordHasher | None:
@@ -129,4 +132,4 @@ class HashingAdmission:
         # What the router would have set: the metrics and the access log then name the
         # route, `/token` or `/users`, not `unmatched`.
         scope["route"] = _ROUTES[scope["path"]]
-        await domain_error_response(HashingBusy())(scope, receive, send)
+        await _BUSY(scope, receive, send)
