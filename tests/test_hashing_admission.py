@@ -45,6 +45,7 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
 ORIGIN = "https://app.example"
 CORS = {"Origin": ORIGIN}
 REQUEST_ID = "X-Request-ID"
+BURST = 64  # refusals at once, several turns of the event loop's worth
 
 
 @pytest.fixture
@@ -260,3 +261,26 @@ class TestWithRoom:
 
     async def test_registration_and_login_work(self, client: httpx.AsyncClient) -> None:
         await registered_login(client)
+
+
+class TestBurstOfRefusals:
+    async def test_a_request_that_comes_with_them_does_not_wait_for_them_all(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        finished: list[str] = []
+
+        async def refused(number: int) -> None:
+            assert_busy(await client.post("/token", data=password_form(new_email())))
+            finished.append(f"refusal {number}")
+
+        async def health() -> None:
+            assert (await client.get("/healthz")).status_code == 200
+            finished.append("healthz")
+
+        async with hasher_full(client, context):
+            burst = [asyncio.create_task(refused(number)) for number in range(BURST)]
+            await asyncio.gather(*burst, asyncio.create_task(health()))
+        # All answered, in the order they came; /healthz, sent last, not after them all.
+        refusals = [name for name in finished if name != "healthz"]
+        assert refusals == [f"refusal {number}" for number in range(BURST)]
+        assert finished.index("healthz") < BURST // 2, finished
