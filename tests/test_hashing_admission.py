@@ -4,6 +4,7 @@ them; everything else gets through, and nothing changes while the hasher has roo
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from authapi.context import AppContext
+from authapi.logs import ACCESS_LOGGER
 from authapi.middleware import MAX_BODY_BYTES
 from tests.support.factories import (
     PASSWORD,
@@ -40,6 +42,10 @@ INVALID_PASSWORD_GRANTS = [
     "username=a%40example.com&password=p&" + "x=1&" * 2000 + "grant_type=password",
 ]
 FORM = {"content-type": "application/x-www-form-urlencoded"}
+ORIGIN = "https://app.example"
+CORS = {"Origin": ORIGIN}
+REQUEST_ID = "X-Request-ID"
+BURST = 64  # refusals at once, several turns of the event loop's worth
 
 
 @pytest.fixture
@@ -99,12 +105,39 @@ class TestWhileFull:
             response = await client.post("/token", content=form, headers=FORM)
         assert_busy(response)
 
-    async def test_the_refusal_is_counted_under_its_route(
+    async def test_each_refusal_is_counted_under_its_route(
         self, client: httpx.AsyncClient, context: AppContext
     ) -> None:
         async with hasher_full(client, context), Change(client) as change:
-            assert_busy(await client.post("/token", content="grant_type=password", headers=FORM))
-        assert change(HTTP_REQUESTS, method="POST", route="/token", status="503") == 1
+            for _ in range(3):
+                assert_busy(
+                    await client.post("/token", content="grant_type=password", headers=FORM)
+                )
+        assert change(HTTP_REQUESTS, method="POST", route="/token", status="503") == 3
+
+    async def test_each_refusal_has_its_access_log_line(
+        self, client: httpx.AsyncClient, context: AppContext, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        async with hasher_full(client, context):
+            with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+                for number in range(2):
+                    response = await client.post(
+                        "/token",
+                        data=password_form(new_email()),
+                        headers={REQUEST_ID: f"r{number}"},
+                    )
+                    assert_busy(response)
+        lines = [record for record in caplog.records if record.name == ACCESS_LOGGER]
+        assert [record.getMessage() for record in lines] == ["POST /token 503"] * 2
+        assert [record.request_id for record in lines] == ["r0", "r1"]  # type: ignore[attr-defined]
+        for record in lines:
+            assert (record.method, record.route, record.status) == (  # type: ignore[attr-defined]
+                "POST",
+                "/token",
+                503,
+            )
+            assert record.client_ip == "127.0.0.1"  # type: ignore[attr-defined]
+            assert record.duration_ms >= 0  # type: ignore[attr-defined]
 
     @pytest.mark.parametrize("sent_in_chunks", [False, True])
     async def test_a_refresh_grant_on_token_gets_through(
@@ -173,6 +206,35 @@ class TestWhileFull:
         assert_busy(response)
 
 
+class TestRefusalsWithCors:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, object]:
+        return {"hash_workers": 1, "hash_queue": 0, "cors_origins": [ORIGIN]}
+
+    async def test_each_refusal_carries_each_header_once(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        # The refusal is rendered once and sent three times: each answer has the CORS
+        # and security headers of the layers above it, and no more of any than the first.
+        async with hasher_full(client, context):
+            answers = [
+                await client.post("/token", data=password_form(new_email()), headers=CORS)
+                for _ in range(3)
+            ]
+        for response in answers:
+            assert_busy(response)
+            assert response.headers.get_list("access-control-allow-origin") == [ORIGIN]
+            assert response.headers.get_list("access-control-allow-credentials") == ["true"]
+            assert response.headers.get_list("vary") == ["Origin"]
+            assert response.headers.get_list("retry-after") == ["1"]
+            assert response.headers.get_list("cache-control") == ["no-store"]
+            assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+            assert len(response.headers.get_list("x-request-id")) == 1
+            assert response.headers["content-type"] == "application/json"
+            assert response.headers["content-length"] == str(len(response.content))
+        assert len({response.headers["x-request-id"] for response in answers}) == 3
+
+
 class TestRateLimits:
     @pytest.fixture
     def settings_overrides(self) -> dict[str, object]:
@@ -199,3 +261,26 @@ class TestWithRoom:
 
     async def test_registration_and_login_work(self, client: httpx.AsyncClient) -> None:
         await registered_login(client)
+
+
+class TestBurstOfRefusals:
+    async def test_a_request_that_comes_with_them_does_not_wait_for_them_all(
+        self, client: httpx.AsyncClient, context: AppContext
+    ) -> None:
+        finished: list[str] = []
+
+        async def refused(number: int) -> None:
+            assert_busy(await client.post("/token", data=password_form(new_email())))
+            finished.append(f"refusal {number}")
+
+        async def health() -> None:
+            assert (await client.get("/healthz")).status_code == 200
+            finished.append("healthz")
+
+        async with hasher_full(client, context):
+            burst = [asyncio.create_task(refused(number)) for number in range(BURST)]
+            await asyncio.gather(*burst, asyncio.create_task(health()))
+        # All answered, in the order they came; /healthz, sent last, not after them all.
+        refusals = [name for name in finished if name != "healthz"]
+        assert refusals == [f"refusal {number}" for number in range(BURST)]
+        assert finished.index("healthz") < BURST // 2, finished

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,17 @@ class TestFormatters:
         assert entry["request_id"] == "req-7"
         assert entry["status"] == 200
         assert "ValueError: boom" in entry["exception"]
+
+    def test_json_timestamps_are_utc_to_the_millisecond(self) -> None:
+        # In turn, so that a line in another second than the one before it is seen.
+        instants = [0.0, 1_733_338_618.123456, 1_733_338_619.0, 1_733_338_618.9995, 1e9 + 0.5]
+        formatter = logs.JsonFormatter()
+        for created in instants:
+            record = self.record()
+            record.created = created
+            entry = json.loads(formatter.format(record))
+            expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+            assert entry["timestamp"] == expected.replace("+00:00", "Z")
 
     def test_text_is_one_readable_line_with_the_request_id(self) -> None:
         text = logs.TextFormatter().format(self.record())

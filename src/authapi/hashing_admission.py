@@ -21,9 +21,10 @@ from urllib.parse import unquote_plus
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authapi.error_bodies import domain_error_response
+from authapi.error_bodies import RenderedError
 from authapi.errors import HashingBusy
 from authapi.middleware import MAX_BODY_BYTES
+from authapi.refusal_pacing import RefusalPacer
 from authapi.users.passwords import PasswordHasher
 
 # The POST routes that hash (a login, a registration). /token hashes only for the
@@ -42,6 +43,9 @@ class _RouteTemplate:
 
 
 _ROUTES = {path: _RouteTemplate(path) for path in HASHING_PATHS}
+# The same answer as slot()'s refusal, rendered once: a flood is refused hundreds of
+# times within a few turns of the event loop.
+_BUSY = RenderedError(HashingBusy())
 
 
 def _hasher(scope: Scope) -> PasswordHasher | None:
@@ -107,6 +111,7 @@ class HashingAdmission:
     def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body = max_body
+        self.pacer = RefusalPacer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in HASHING_PATHS:
@@ -129,4 +134,5 @@ class HashingAdmission:
         # What the router would have set: the metrics and the access log then name the
         # route, `/token` or `/users`, not `unmatched`.
         scope["route"] = _ROUTES[scope["path"]]
-        await domain_error_response(HashingBusy())(scope, receive, send)
+        await self.pacer.turn()  # a flood's refusals, a few at a time (refusal_pacing.py)
+        await _BUSY(scope, receive, send)

@@ -1,5 +1,5 @@
-"""Password hashing with argon2id, off the event loop, a bounded number at a time
-(callers hash inside `slot()`).
+"""Password hashing with argon2id, off the event loop on threads of a lower priority, a
+bounded number at a time (callers hash inside `slot()`).
 
 Cost defaults follow the OWASP password storage cheat sheet (argon2id, m=19 MiB, t=2,
 p=1) and are settings. Hashes made with an older cost or scheme still verify and are
@@ -19,11 +19,13 @@ from passlib.context import CryptContext
 
 from authapi.config import Settings
 from authapi.errors import HashingBusy
+from authapi.thread_priority import lower_this_thread
 
 T = TypeVar("T")
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
+HASH_THREAD_PREFIX = "authapi-hash"  # the hashing threads' names (top -H, py-spy)
 
 
 def _normalize(password: str) -> str:
@@ -43,8 +45,12 @@ class PasswordHasher:
             argon2__time_cost=settings.argon2_time_cost,
             argon2__parallelism=settings.argon2_parallelism,
         )
+        # At a lower priority than the event loop: a flood of logins then slows the
+        # hashes, not every other request the loop serves (thread_priority.py).
         self._executor = ThreadPoolExecutor(
-            max_workers=settings.hash_workers, thread_name_prefix="authapi-hash"
+            max_workers=settings.hash_workers,
+            thread_name_prefix=HASH_THREAD_PREFIX,
+            initializer=lower_this_thread,
         )
         # Work admitted to hash (running, or waiting for a thread). Bounded: each
         # running argon2id hash holds its memory cost, and a flood must neither exhaust
