@@ -175,7 +175,9 @@ class TestConnectionPool:
 
     @pytest.fixture
     def settings_overrides(self) -> dict[str, object]:
-        return {"db_pool_size": 3, "db_timeout": 0.2}
+        # The timeout is also the connect's: long enough for a busy machine's connects,
+        # short for the one wait that must run out.
+        return {"db_pool_size": 3, "db_timeout": 1.0}
 
     async def test_holds_at_most_its_size_and_keeps_every_one(self, settings: Settings) -> None:
         engine = create_engine(settings)
