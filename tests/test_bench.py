@@ -19,7 +19,7 @@ import pytest
 from authbench import accounts, pgbouncer, postgres, racing, refreshing, servers, slicing
 from authbench.config import ADMIN_DSN, BENCH_DIR, make_config
 from authbench.factors import STEP_SECONDS, TotpUser
-from authbench.httpload import Connection, LoadResult, paced_loop
+from authbench.httpload import Connection, LoadResult, Step, paced_loop
 from authbench.logins import TotpPool
 from authbench.scenarios import SCENARIOS, audit_scale, mfa, pooler, refresh
 
@@ -125,6 +125,20 @@ class TestPacedLoop:
         # The k-th (from 0) waited for k slow steps before its own: at least
         # k x 50 ms from its start, less its k x 10 ms later due time.
         assert all(latency >= 0.04 * k + 0.05 for k, latency in enumerate(result.latencies))
+
+    def test_takes_the_clients_in_turn(self) -> None:
+        """None left idle while others work: the server's keep-alive timeout would have
+        closed its connection by the time it is taken."""
+        taken: list[int] = []
+
+        def client(number: int) -> Step:
+            async def step() -> None:
+                taken.append(number)
+
+            return step
+
+        asyncio.run(paced_loop([client(n) for n in range(4)], rate=100, warmup=0, duration=0.2))
+        assert taken == [0, 1, 2, 3] * 5
 
 
 class TestRefreshScenario:

@@ -157,14 +157,16 @@ async def paced_loop(steps: list[Step], rate: float, warmup: float, duration: fl
     start = time.perf_counter()
     window_start, window_end = start + warmup, start + warmup + duration
     result = LoadResult(seconds=duration)
-    free = list(steps)
+    # Clients taken in turn, the longest idle first: one left idle for the whole run
+    # would find its connection closed by the server's keep-alive timeout (uvicorn's: 5 s).
+    free = deque(steps)
     # Handed over first come, first served (asyncio.Queue is not: a getter arriving just
     # after a put takes the client from one that waited, which waits on, at the back).
     waiting: deque[asyncio.Future[Step]] = deque()
 
     async def take() -> Step:
         if free:
-            return free.pop()
+            return free.popleft()
         waiting.append(asyncio.get_running_loop().create_future())
         return await waiting[-1]
 
