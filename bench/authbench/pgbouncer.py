@@ -13,7 +13,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -23,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from authbench.servers import free_port
+from authbench.servers import free_port, stop_group
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 READY_DEADLINE = 10.0
-STOP_DEADLINE = 10.0
-MAX_CLIENTS = 500  # several servers' pools, each up to twice its size
+MAX_CLIENTS = 500  # several servers' pools (AUTHAPI_DB_POOL_SIZE each) and the tests'
 
 
 class PgBouncerMissing(RuntimeError):
@@ -89,15 +87,7 @@ class PgBouncer:
         return parts._replace(netloc=f"{netloc}:{self.port}").geturl()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(STOP_DEADLINE)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
 
 
 def _accepting(port: int) -> bool:
