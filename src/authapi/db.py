@@ -90,8 +90,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # default) is closed whenever it is handed back to a pool that is full, so a
         # steady load above the pool's size opened and closed PostgreSQL connections
         # all along (18-27/s at 32 concurrent refreshes with 10 kept and 10
-        # overflow), each new one a server process forked and a TLS and auth round,
-        # and every stall of the load a burst of them. Past the pool, requests queue.
+        # overflow), each new one a PostgreSQL backend forked and authenticated, and
+        # every stall of the load a burst of them. Past the pool, requests queue.
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_timeout,
