@@ -37,7 +37,9 @@ def _create(name: str, columns: list[str]) -> None:
 def _drop(name: str) -> None:
     if op.get_context().dialect.name == "postgresql":
         with op.get_context().autocommit_block():
-            op.drop_index(name, table_name=TABLE, postgresql_concurrently=True)
+            # IF EXISTS: a run interrupted after this drop is run again from the start
+            # (each step commits on its own; the revision is stamped only at the end).
+            op.drop_index(name, table_name=TABLE, postgresql_concurrently=True, if_exists=True)
     else:
         op.drop_index(name, table_name=TABLE)
 
