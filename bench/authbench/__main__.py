@@ -46,6 +46,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "shared with other work (root); PostgreSQL keeps its own (0)",
     )
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), help="these scenarios")
+    parser.add_argument(
+        "--skip", nargs="+", choices=list(SCENARIOS), default=[], help="all but these"
+    )
     parser.add_argument("--output", type=Path, help="directory for RESULTS.md")
     return parser.parse_args(argv)
 
@@ -62,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.nice = 0
     config = make_config(args.quick, args.output, profile=args.profile, nice=args.nice)
     names = args.only or (list(PROFILED) if args.profile else list(SCENARIOS))
+    names = [name for name in names if name not in args.skip]
     if config.client_cpu is not None:
         os.sched_setaffinity(0, {config.client_cpu})
     command = shlex.join(["scripts/bench", *(argv if argv is not None else sys.argv[1:])])
