@@ -21,6 +21,7 @@ from authbench.config import ADMIN_DSN, BENCH_DIR, make_config
 from authbench.factors import STEP_SECONDS, TotpUser
 from authbench.httpload import Connection, LoadResult, Step, paced_loop
 from authbench.logins import TotpPool
+from authbench.results import ScenarioResult
 from authbench.scenarios import SCENARIOS, audit_scale, mfa, pooler, refresh
 
 DATABASE = "authapi_bench_test_mfa"  # not the scenario's: a benchmark may be running
@@ -29,6 +30,18 @@ REFRESH_DATABASE = "authapi_bench_test_refresh"
 AUDIT_DATABASES = ("authapi_bench_test_audit_small", "authapi_bench_test_audit_large")
 POOLER_DATABASE = "authapi_bench_test_pooler"
 EXISTS = "SELECT count(*) FROM pg_database WHERE datname = $1"
+
+
+def the_one_run(result: ScenarioResult, *, zero_allowed: bool = False) -> dict[str, float]:
+    """A quick scenario's only run, holding every figure it describes, each finite and
+    positive (or zero, where a figure may be: connections opened under load)."""
+    (run,) = result.runs
+    assert set(run) == {figure.key for figure in result.figures}
+    assert all(
+        math.isfinite(value) and (value >= 0 if zero_allowed else value > 0)
+        for value in run.values()
+    ), run
+    return run
 
 
 class TestScenarioTable:
@@ -100,10 +113,7 @@ class TestMfaScenario:
         )
         result = mfa.describe(config)
         mfa.measure_on(config, result, DATABASE, "test-mfa")
-        assert len(result.runs) == 1
-        (run,) = result.runs
-        assert set(run) == {figure.key for figure in result.figures}
-        assert all(math.isfinite(value) and value > 0 for value in run.values()), run
+        the_one_run(result)
         assert "AUTHAPI_APP_URL" in result.commands[0]
         assert postgres.fetchval("postgres", EXISTS, DATABASE) == 0  # dropped
 
@@ -154,9 +164,7 @@ class TestRefreshScenario:
         )
         result = refresh.describe(config)
         refresh.measure_on(config, result, REFRESH_DATABASE, "test-refresh")
-        (run,) = result.runs
-        assert set(run) == {figure.key for figure in result.figures}
-        assert all(math.isfinite(value) and value > 0 for value in run.values()), run
+        run = the_one_run(result)
         # Quotients of the unrounded figures: those of the rounded ones, to about 0.001.
         healthz_ratio = run["authapi_rps"] / run["healthz_rps"]
         assert run["healthz_ratio"] == pytest.approx(healthz_ratio, abs=0.002)
@@ -182,9 +190,7 @@ class TestAuditScaleScenario:
         )
         result = audit_scale.describe(config)
         audit_scale.measure_on(config, result, *AUDIT_DATABASES)
-        (run,) = result.runs
-        assert set(run) == {figure.key for figure in result.figures}
-        assert all(math.isfinite(value) and value > 0 for value in run.values()), run
+        run = the_one_run(result)
         # About 55 of the 365 days are older than the retention of 310.
         assert 0.14 < run["prune_rows"] / 40_000 < 0.16
         for listing in audit_scale.LISTINGS:
@@ -211,9 +217,7 @@ class TestPoolerScenario:
         )
         result = pooler.describe(config)
         pooler.measure_on(config, result, POOLER_DATABASE, "test-pooler", pooler.ways(config))
-        (run,) = result.runs
-        assert set(run) == {figure.key for figure in result.figures}
-        assert all(math.isfinite(value) and value >= 0 for value in run.values()), run
+        run = the_one_run(result, zero_allowed=True)
         for way in ("direct", "pooled"):
             assert run[f"{way}_rps"] > 0
             assert run[f"{way}_one_statement_share"] == 1.0
