@@ -259,6 +259,26 @@ class TestServe:
         if backend == "sqlite":
             assert database_file.is_file()
 
+    def test_a_burst_of_new_connections_is_answered_whole(
+        self, database_url: str, data_dir: Path, tmp_path: Path
+    ) -> None:
+        # serve's protocol reads such a burst a few connections per turn of its event
+        # loop (connection_pacing.py): each request, held until its turn, is answered.
+        with serving(database_url, data_dir, tmp_path) as server:
+            address = ("127.0.0.1", int(server.base_url.rsplit(":", 1)[1]))
+            request = b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+            sockets = [socket.create_connection(address, timeout=10) for _ in range(64)]
+            try:
+                for sock in sockets:
+                    sock.sendall(request)
+                answers = [sock.makefile("rb").read() for sock in sockets]
+            finally:
+                for sock in sockets:
+                    sock.close()
+
+        assert all(answer.startswith(b"HTTP/1.1 200 OK") for answer in answers)
+        assert all(answer.endswith(b'"status":"ok"}') for answer in answers), answers[0]
+
     def test_past_the_concurrency_limit_uvicorn_answers_503(
         self, database_url: str, data_dir: Path, tmp_path: Path
     ) -> None:

@@ -181,9 +181,10 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
         # uvicorn's own access line would print.
         access_log=False,
         # uvicorn[standard]'s fast event loop and HTTP parser, asked for by name so that
-        # a missing one fails at start instead of silently falling back to asyncio/h11.
+        # a missing one fails at start instead of silently falling back to asyncio/h11;
+        # the parser's protocol reads a burst of new connections a few per loop turn.
         loop="uvloop",
-        http="httptools",
+        http="authapi.connection_pacing:PacedHttpToolsProtocol",
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=10,

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from authapi.error_bodies import RenderedError
 from authapi.errors import HashingBusy
 from authapi.middleware import MAX_BODY_BYTES
-from authapi.refusal_pacing import RefusalPacer
+from authapi.turn_pacing import TurnPacer
 from authapi.users.passwords import PasswordHasher
 
 # The POST routes that hash (a login, a registration). /token hashes only for the
@@ -111,7 +111,7 @@ class HashingAdmission:
     def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body = max_body
-        self.pacer = RefusalPacer()
+        self.pacer = TurnPacer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in HASHING_PATHS:
@@ -134,5 +134,5 @@ class HashingAdmission:
         # What the router would have set: the metrics and the access log then name the
         # route, `/token` or `/users`, not `unmatched`.
         scope["route"] = _ROUTES[scope["path"]]
-        await self.pacer.turn()  # a flood's refusals, a few at a time (refusal_pacing.py)
+        await self.pacer.turn()  # a flood's refusals, a few at a time (turn_pacing.py)
         await _BUSY(scope, receive, send)
