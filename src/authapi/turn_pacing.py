@@ -67,8 +67,11 @@ class TurnPacer:
     def _next_turn(self) -> None:
         self._next_turn_scheduled = False
         self._started = 0
-        while self._waiting and self._started < self.per_turn:
-            if self._waiting.popleft()():
-                self._started += 1
-        if self._waiting or self._started:
-            self._schedule_next_turn()
+        try:
+            while self._waiting and self._started < self.per_turn:
+                if self._waiting.popleft()():
+                    self._started += 1
+        finally:
+            # Even past a callback that raised: the others still get their turns.
+            if self._waiting or self._started:
+                self._schedule_next_turn()
