@@ -180,9 +180,8 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings) -> None:
         # request id, the route and the duration, and never the query string, which
         # uvicorn's own access line would print.
         access_log=False,
-        # uvicorn[standard]'s fast event loop and HTTP parser, asked for by name so that
-        # a missing one fails at start instead of silently falling back to asyncio/h11;
-        # the parser's protocol reads a burst of new connections a few per loop turn.
+        # uvicorn[standard]'s fast event loop and HTTP parser (paced: connection_pacing.py),
+        # named so that a missing one fails at start instead of falling back to asyncio/h11.
         loop="uvloop",
         http="authapi.connection_pacing:PacedHttpToolsProtocol",
         proxy_headers=False,
