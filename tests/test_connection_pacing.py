@@ -178,3 +178,30 @@ async def test_a_request_in_pieces_is_answered(pieces: int) -> None:
 
     assert data.startswith(b"HTTP/1.1 200")
     assert "pieces" in started
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\x00\x01\x02 / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nHost: \x00\r\n\r\n", b"\xff" * 9000],
+)
+async def test_garbage_that_waited_its_turn_gets_uvicorns_400(garbage: bytes) -> None:
+    started: dict[str, int] = {}
+    counter = TurnCounter()
+    loop = asyncio.get_running_loop()
+    try:
+        async with server(PacedHttpToolsProtocol, started, lambda: counter.turn) as port:
+            others = burst(port, [f"new-{number}" for number in range(BURST)])
+            hostile = socket.create_connection(("127.0.0.1", port))  # queued behind them
+            hostile.sendall(garbage)
+            hostile.setblocking(False)
+            try:
+                await asyncio.gather(*(answer(sock) for sock in others))
+                reply = await loop.sock_recv(hostile, 4096)
+            finally:
+                for sock in [hostile, *others]:
+                    sock.close()
+    finally:
+        counter.stop()
+
+    assert reply.startswith(b"HTTP/1.1 400"), reply
+    assert len(started) == BURST  # the app never saw it
