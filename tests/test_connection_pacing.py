@@ -71,6 +71,21 @@ async def server(
         await task
 
 
+@asynccontextmanager
+async def counted_server(
+    protocol: type[HttpToolsProtocol] = PacedHttpToolsProtocol,
+) -> AsyncIterator[tuple[int, dict[str, int]]]:
+    """`server()` with the loop's turns counted meanwhile: its port, and the turn in which
+    each request began, by name."""
+    started: dict[str, int] = {}
+    counter = TurnCounter()
+    try:
+        async with server(protocol, started, lambda: counter.turn) as port:
+            yield port, started
+    finally:
+        counter.stop()
+
+
 def burst(port: int, names: list[str]) -> list[socket.socket]:
     """Connected and sent without giving the loop a turn: the kernel completes the
     connections and keeps what they sent, the loop finds them all at once."""
@@ -94,18 +109,13 @@ async def answer(sock: socket.socket) -> bytes:
 
 
 async def started_per_turn(protocol: type[HttpToolsProtocol]) -> list[int]:
-    started: dict[str, int] = {}
-    counter = TurnCounter()
-    try:
-        async with server(protocol, started, lambda: counter.turn) as port:
-            sockets = burst(port, [f"new-{number}" for number in range(BURST)])
-            try:
-                answers = await asyncio.gather(*(answer(sock) for sock in sockets))
-            finally:
-                for sock in sockets:
-                    sock.close()
-    finally:
-        counter.stop()
+    async with counted_server(protocol) as (port, started):
+        sockets = burst(port, [f"new-{number}" for number in range(BURST)])
+        try:
+            answers = await asyncio.gather(*(answer(sock) for sock in sockets))
+        finally:
+            for sock in sockets:
+                sock.close()
     assert all(data.startswith(b"HTTP/1.1 200") for data in answers)
     turns = sorted(started.values())
     return [turns.count(turn) for turn in sorted(set(turns))]
@@ -125,24 +135,19 @@ class TestBurstOfNewConnections:
         assert max(per_turn) > NEW_CONNECTIONS_PER_TURN, per_turn
 
     async def test_a_connection_already_served_does_not_wait_behind_them(self) -> None:
-        started: dict[str, int] = {}
-        counter = TurnCounter()
-        try:
-            async with server(PacedHttpToolsProtocol, started, lambda: counter.turn) as port:
-                kept = socket.create_connection(("127.0.0.1", port))
-                kept.setblocking(False)
-                loop = asyncio.get_running_loop()
-                await loop.sock_sendall(kept, REQUEST % b"kept-first")
-                await answer(kept)
-                sockets = burst(port, [f"new-{number}" for number in range(BURST)])
-                kept.sendall(REQUEST % b"kept-again")  # sent after the whole burst
-                try:
-                    await asyncio.gather(answer(kept), *(answer(sock) for sock in sockets))
-                finally:
-                    for sock in [kept, *sockets]:
-                        sock.close()
-        finally:
-            counter.stop()
+        async with counted_server() as (port, started):
+            kept = socket.create_connection(("127.0.0.1", port))
+            kept.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await loop.sock_sendall(kept, REQUEST % b"kept-first")
+            await answer(kept)
+            sockets = burst(port, [f"new-{number}" for number in range(BURST)])
+            kept.sendall(REQUEST % b"kept-again")  # sent after the whole burst
+            try:
+                await asyncio.gather(answer(kept), *(answer(sock) for sock in sockets))
+            finally:
+                for sock in [kept, *sockets]:
+                    sock.close()
 
         burst_turns = sorted(turn for name, turn in started.items() if name.startswith("new-"))
         # In the first turn with any of the burst's, not after the burst's last.
@@ -154,27 +159,22 @@ class TestBurstOfNewConnections:
 async def test_a_request_in_pieces_is_answered(pieces: int) -> None:
     """What a waiting connection sent is parsed whole once its turn comes, and the rest
     is read from then on."""
-    started: dict[str, int] = {}
-    counter = TurnCounter()
     request = REQUEST % b"pieces"
-    try:
-        async with server(PacedHttpToolsProtocol, started, lambda: counter.turn) as port:
-            others = burst(port, [f"new-{number}" for number in range(BURST)])
-            sock = socket.create_connection(("127.0.0.1", port))
-            size = len(request) // pieces + 1
-            sock.sendall(request[:size])
-            sock.setblocking(False)
-            loop = asyncio.get_running_loop()
-            for start in range(size, len(request), size):
-                await asyncio.sleep(0)  # the rest in later turns
-                await loop.sock_sendall(sock, request[start : start + size])
-            try:
-                data, *_ = await asyncio.gather(answer(sock), *(answer(s) for s in others))
-            finally:
-                for each in [sock, *others]:
-                    each.close()
-    finally:
-        counter.stop()
+    async with counted_server() as (port, started):
+        others = burst(port, [f"new-{number}" for number in range(BURST)])
+        sock = socket.create_connection(("127.0.0.1", port))
+        size = len(request) // pieces + 1
+        sock.sendall(request[:size])
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        for start in range(size, len(request), size):
+            await asyncio.sleep(0)  # the rest in later turns
+            await loop.sock_sendall(sock, request[start : start + size])
+        try:
+            data, *_ = await asyncio.gather(answer(sock), *(answer(s) for s in others))
+        finally:
+            for each in [sock, *others]:
+                each.close()
 
     assert data.startswith(b"HTTP/1.1 200")
     assert "pieces" in started
@@ -185,23 +185,18 @@ async def test_a_request_in_pieces_is_answered(pieces: int) -> None:
     [b"\x00\x01\x02 / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nHost: \x00\r\n\r\n", b"\xff" * 9000],
 )
 async def test_garbage_that_waited_its_turn_gets_uvicorns_400(garbage: bytes) -> None:
-    started: dict[str, int] = {}
-    counter = TurnCounter()
     loop = asyncio.get_running_loop()
-    try:
-        async with server(PacedHttpToolsProtocol, started, lambda: counter.turn) as port:
-            others = burst(port, [f"new-{number}" for number in range(BURST)])
-            hostile = socket.create_connection(("127.0.0.1", port))  # queued behind them
-            hostile.sendall(garbage)
-            hostile.setblocking(False)
-            try:
-                await asyncio.gather(*(answer(sock) for sock in others))
-                reply = await loop.sock_recv(hostile, 4096)
-            finally:
-                for sock in [hostile, *others]:
-                    sock.close()
-    finally:
-        counter.stop()
+    async with counted_server() as (port, started):
+        others = burst(port, [f"new-{number}" for number in range(BURST)])
+        hostile = socket.create_connection(("127.0.0.1", port))  # queued behind them
+        hostile.sendall(garbage)
+        hostile.setblocking(False)
+        try:
+            await asyncio.gather(*(answer(sock) for sock in others))
+            reply = await loop.sock_recv(hostile, 4096)
+        finally:
+            for sock in [hostile, *others]:
+                sock.close()
 
     assert reply.startswith(b"HTTP/1.1 400"), reply
     assert len(started) == BURST  # the app never saw it
