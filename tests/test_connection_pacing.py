@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -17,82 +17,62 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from authapi.connection_pacing import NEW_CONNECTIONS_PER_TURN, PacedHttpToolsProtocol
+from tests.support.loop_turns import counting_turns
 from tests.support.servers import free_port
 
 BURST = 4 * NEW_CONNECTIONS_PER_TURN
 REQUEST = b"GET /%s HTTP/1.1\r\nHost: test\r\n\r\n"
 
 
-class TurnCounter:
-    """The number of the event loop's turn: a callback that schedules itself runs once
-    in each turn."""
-
-    def __init__(self) -> None:
-        self.turn = 0
-        self._running = True
-        asyncio.get_running_loop().call_soon(self._tick)
-
-    def _tick(self) -> None:
-        self.turn += 1
-        if self._running:
-            asyncio.get_running_loop().call_soon(self._tick)
-
-    def stop(self) -> None:
-        self._running = False
-
-
-@asynccontextmanager
-async def server(
-    protocol: type[HttpToolsProtocol], started: dict[str, int], turns: Callable[[], int]
-) -> AsyncIterator[int]:
-    """A server whose app notes the turn in which each request (named by its path) began."""
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        started[scope["path"].lstrip("/")] = turns()
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
-        )
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    port = free_port()
-    config = uvicorn.Config(
-        app, port=port, http=protocol, lifespan="off", log_level="warning", access_log=False
-    )
-    instance = uvicorn.Server(config)
-    task = asyncio.create_task(instance.serve())
-    while not instance.started:
-        await asyncio.sleep(0.01)  # waiting for the server's start, not timing anything
-    try:
-        yield port
-    finally:
-        instance.should_exit = True
-        await task
-
-
 @asynccontextmanager
 async def counted_server(
     protocol: type[HttpToolsProtocol] = PacedHttpToolsProtocol,
 ) -> AsyncIterator[tuple[int, dict[str, int]]]:
-    """`server()` with the loop's turns counted meanwhile: its port, and the turn in which
-    each request began, by name."""
+    """A server whose app notes the turn of the loop in which each request (named by its
+    path) began: its port, and those turns by name."""
     started: dict[str, int] = {}
-    counter = TurnCounter()
-    try:
-        async with server(protocol, started, lambda: counter.turn) as port:
-            yield port, started
-    finally:
-        counter.stop()
+    with counting_turns() as counter:
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                return
+            started[scope["path"].lstrip("/")] = counter.turn
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"2")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        config = uvicorn.Config(
+            app,
+            port=free_port(),
+            http=protocol,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+        )
+        instance = uvicorn.Server(config)
+        task = asyncio.create_task(instance.serve())
+        while not instance.started:
+            await asyncio.sleep(0.01)  # waiting for the server's start, not timing anything
+        try:
+            yield config.port, started
+        finally:
+            instance.should_exit = True
+            await task
 
 
-def burst(port: int, names: list[str]) -> list[socket.socket]:
-    """Connected and sent without giving the loop a turn: the kernel completes the
-    connections and keeps what they sent, the loop finds them all at once."""
+def burst(port: int) -> list[socket.socket]:
+    """BURST connections, each with its request (`/new-0`, `/new-1`, …), connected and
+    sent without giving the loop a turn: the kernel completes the connections and keeps
+    what they sent, the loop finds them all at once."""
     sockets = []
-    for name in names:
+    for number in range(BURST):
         sock = socket.create_connection(("127.0.0.1", port))
-        sock.sendall(REQUEST % name.encode())
+        sock.sendall(REQUEST % f"new-{number}".encode())
         sock.setblocking(False)
         sockets.append(sock)
     return sockets
@@ -110,7 +90,7 @@ async def answer(sock: socket.socket) -> bytes:
 
 async def started_per_turn(protocol: type[HttpToolsProtocol]) -> list[int]:
     async with counted_server(protocol) as (port, started):
-        sockets = burst(port, [f"new-{number}" for number in range(BURST)])
+        sockets = burst(port)
         try:
             answers = await asyncio.gather(*(answer(sock) for sock in sockets))
         finally:
@@ -141,7 +121,7 @@ class TestBurstOfNewConnections:
             loop = asyncio.get_running_loop()
             await loop.sock_sendall(kept, REQUEST % b"kept-first")
             await answer(kept)
-            sockets = burst(port, [f"new-{number}" for number in range(BURST)])
+            sockets = burst(port)
             kept.sendall(REQUEST % b"kept-again")  # sent after the whole burst
             try:
                 await asyncio.gather(answer(kept), *(answer(sock) for sock in sockets))
@@ -161,7 +141,7 @@ async def test_a_request_in_pieces_is_answered(pieces: int) -> None:
     is read from then on."""
     request = REQUEST % b"pieces"
     async with counted_server() as (port, started):
-        others = burst(port, [f"new-{number}" for number in range(BURST)])
+        others = burst(port)
         sock = socket.create_connection(("127.0.0.1", port))
         size = len(request) // pieces + 1
         sock.sendall(request[:size])
@@ -187,7 +167,7 @@ async def test_a_request_in_pieces_is_answered(pieces: int) -> None:
 async def test_garbage_that_waited_its_turn_gets_uvicorns_400(garbage: bytes) -> None:
     loop = asyncio.get_running_loop()
     async with counted_server() as (port, started):
-        others = burst(port, [f"new-{number}" for number in range(BURST)])
+        others = burst(port)
         hostile = socket.create_connection(("127.0.0.1", port))  # queued behind them
         hostile.sendall(garbage)
         hostile.setblocking(False)

@@ -17,11 +17,11 @@ from authapi.gc_tuning import YOUNG_THRESHOLD, tune_for_serving
 
 
 @pytest.fixture(autouse=True)
-def thresholds() -> Iterator[tuple[int, int, int]]:
+def thresholds() -> Iterator[None]:
     """The test process's own thresholds, put back afterwards."""
     before = gc.get_threshold()
     gc.set_threshold(700, 10, 10)  # CPython's defaults
-    yield before
+    yield
     gc.set_threshold(*before)
 
 

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from authapi.turn_pacing import TurnPacer
+from tests.support.loop_turns import counting_turns
 
 
 async def turns_until(done: asyncio.Event, bound: int = 100) -> int:
@@ -21,16 +22,20 @@ async def turns_until(done: asyncio.Event, bound: int = 100) -> int:
 
 async def test_a_turns_room_goes_at_once_the_rest_in_later_turns_in_order() -> None:
     pacer = TurnPacer(per_turn=2)
-    began: list[int] = []
+    began: list[tuple[int, int]] = []  # (number, turn)
 
-    async def one(number: int) -> None:
-        await pacer.turn()
-        began.append(number)
+    with counting_turns() as counter:
 
-    tasks = [asyncio.create_task(one(number)) for number in range(7)]
-    await asyncio.gather(*tasks)
+        async def one(number: int) -> None:
+            await pacer.turn()
+            began.append((number, counter.turn))
 
-    assert began == list(range(7))
+        await asyncio.gather(*(asyncio.create_task(one(number)) for number in range(7)))
+
+    assert [number for number, _ in began] == list(range(7))
+    turns = [turn for _, turn in began]
+    assert max(turns.count(turn) for turn in turns) == 2
+    assert len(set(turns)) == 4  # 2 + 2 + 2 + 1
 
 
 async def test_admit_calls_back_those_that_waited_and_skips_the_gone() -> None:
@@ -73,18 +78,19 @@ async def test_a_callback_that_raises_strands_nobody(caplog: pytest.LogCaptureFi
     assert "a protocol's bug" in caplog.text
 
 
-async def test_a_cancelled_wait_takes_no_room() -> None:
+async def test_a_cancelled_wait_takes_no_room(caplog: pytest.LogCaptureFixture) -> None:
     pacer = TurnPacer(per_turn=1)
-    await pacer.turn()  # this turn's room
-    cancelled = asyncio.create_task(pacer.turn())
-    await asyncio.sleep(0)
-    cancelled.cancel()
-    began = asyncio.Event()
+    began: list[str] = []
 
-    async def after() -> None:
+    async def one(name: str) -> None:
         await pacer.turn()
-        began.set()
+        began.append(name)
 
-    task = asyncio.create_task(after())
-    await turns_until(began, bound=5)
-    await task
+    names = ["holder", "cancelled", "first", "second"]
+    tasks = {name: asyncio.create_task(one(name)) for name in names}
+    await asyncio.sleep(0)  # the holder has this turn's room, the others wait
+    tasks["cancelled"].cancel()
+    await asyncio.gather(tasks["holder"], tasks["first"], tasks["second"])
+
+    assert began == ["holder", "first", "second"]
+    assert not caplog.records  # its future was skipped, not set (InvalidStateError)

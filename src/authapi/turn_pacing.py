@@ -18,15 +18,12 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-# ~2.5 ms of the loop's time per turn at most: well under a request's usual latency.
-REFUSALS_PER_TURN = 8
-
 
 class TurnPacer:
     """`per_turn` starts in each turn of the event loop: `admit()` for a callback,
     `await turn()` for a coroutine."""
 
-    def __init__(self, per_turn: int = REFUSALS_PER_TURN) -> None:
+    def __init__(self, per_turn: int) -> None:
         self.per_turn = per_turn
         self._started = 0  # in this turn of the loop
         self._waiting: deque[Callable[[], bool]] = deque()
