@@ -270,13 +270,18 @@ def test_stateful_sequences_conform(
         def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
             return {"session": session, "base_url": BASE_URL, "headers": self.headers}
 
-        def validate_response(self, *args: Any, **kwargs: Any) -> None:
+        def validate_response(
+            self, response: Any, case: schemathesis.Case[Any], *args: Any, **kwargs: Any
+        ) -> None:
             # Collected, not raised: the app's state moves on between scenarios, so
-            # Hypothesis could not replay a failing one.
+            # Hypothesis could not replay a failing one; hence the request and the answer
+            # in each failure's text (this phase is not seeded).
             try:
-                super().validate_response(*args, **kwargs)
+                super().validate_response(response, case, *args, **kwargs)
             except FailureGroup as group:
-                failures.extend(str(failure) for failure in group.exceptions)
+                sent = f"{case.operation.label}: {case.as_curl_command()}"
+                answer = f"{response.status_code} {response.text[:500]}"
+                failures.extend(f"{failure}\n{sent}\n-> {answer}" for failure in group.exceptions)
 
     # As schemathesis' own runner does: when Hypothesis notices that a scenario drew
     # differently from an earlier one with the same start (the app's state moved on,
