@@ -7,12 +7,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from authapi.context import AppContext
+from authapi.hashing_admission import HashingAdmission
 from authapi.logs import ACCESS_LOGGER
 from authapi.middleware import MAX_BODY_BYTES
 from tests.support.factories import (
@@ -24,6 +28,7 @@ from tests.support.factories import (
     registered_login,
     user_count,
 )
+from tests.support.loop_turns import counting_turns
 from tests.support.metrics import METRICS_TOKEN, Change
 
 BUSY = {
@@ -73,6 +78,10 @@ async def hasher_full(client: httpx.AsyncClient, context: AppContext) -> AsyncIt
         # Awaited even when the test failed, so that no request outlives the app.
         if waiting is not None:
             assert (await waiting).status_code == 200  # it logs in once the thread is free
+
+
+def password_form_body() -> bytes:
+    return urlencode(password_form(new_email())).encode()
 
 
 def assert_busy(response: httpx.Response) -> None:
@@ -284,3 +293,106 @@ class TestBurstOfRefusals:
         refusals = [name for name in finished if name != "healthz"]
         assert refusals == [f"refusal {number}" for number in range(BURST)]
         assert finished.index("healthz") < BURST // 2, finished
+
+
+class _Hasher:
+    """What HashingAdmission reads of the app's hasher: whether it is full."""
+
+    def __init__(self) -> None:
+        self.full = False
+
+
+def _scope(hasher: _Hasher, path: str, body_type: str = FORM["content-type"]) -> dict[str, Any]:
+    app = SimpleNamespace(state=SimpleNamespace(context=SimpleNamespace(hasher=hasher)))
+    headers = [(b"content-type", body_type.encode())]
+    return {"type": "http", "method": "POST", "path": path, "headers": headers, "app": app}
+
+
+async def _through(admission: HashingAdmission, scope: Scope, body: bytes) -> list[Message]:
+    """One request through the middleware alone; what it sent (nothing: let in)."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await admission(scope, receive, send)
+    return sent
+
+
+class TestOnePerTurn:
+    """Requests that hash are let in one per turn of the event loop: each costs the loop
+    ~2 ms before it hashes, and a flood's first ones all find room."""
+
+    async def test_logins_and_registrations_that_come_at_once_go_in_one_per_turn(self) -> None:
+        hasher = _Hasher()
+        entered: list[tuple[int, int]] = []  # (number, turn)
+        with counting_turns() as counter:
+
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                entered.append((scope["number"], counter.turn))
+
+            admission = HashingAdmission(app)
+            requests = [
+                (_scope(hasher, "/token"), password_form_body())
+                if number % 2
+                else (_scope(hasher, "/users", "application/json"), b"{}")
+                for number in range(6)
+            ]
+            for number, (scope, _) in enumerate(requests):
+                scope["number"] = number
+            await asyncio.gather(*(_through(admission, *request) for request in requests))
+
+        assert [number for number, _ in entered] == list(range(6))  # in the order they came
+        turns = [turn for _, turn in entered]
+        assert len(set(turns)) == 6, turns
+
+    async def test_those_waiting_when_the_hasher_fills_are_refused_without_their_turns(
+        self,
+    ) -> None:
+        hasher = _Hasher()
+        entered: list[int] = []
+        with counting_turns() as counter:
+
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                entered.append(scope["number"])
+                hasher.full = True  # the first one let in fills it
+
+            admission = HashingAdmission(app)
+            scopes = [_scope(hasher, "/token") for _ in range(6)]
+            for number, scope in enumerate(scopes):
+                scope["number"] = number
+            start = counter.turn
+            answers = await asyncio.gather(
+                *(_through(admission, scope, password_form_body()) for scope in scopes)
+            )
+            turns_taken = counter.turn - start
+
+        assert entered == [0]
+        assert [answer[0]["status"] for answer in answers[1:]] == [503] * 5
+        assert turns_taken <= 3  # refused together, not one a turn
+
+    @pytest.mark.parametrize(
+        ("path", "body"),
+        [
+            ("/token", b"grant_type=refresh_token&refresh_token=x"),
+            ("/token", b"grant_type=client_credentials"),
+            ("/refresh", b"refresh_token=x"),
+        ],
+    )
+    async def test_other_requests_are_not_paced(self, path: str, body: bytes) -> None:
+        entered: list[int] = []
+        with counting_turns() as counter:
+
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                entered.append(counter.turn)
+
+            admission = HashingAdmission(app)
+            await asyncio.gather(
+                *(_through(admission, _scope(_Hasher(), path), body) for _ in range(6))
+            )
+
+        assert len(entered) == 6
+        assert len(set(entered)) == 1, entered  # all in one turn

@@ -94,3 +94,38 @@ async def test_a_cancelled_wait_takes_no_room(caplog: pytest.LogCaptureFixture) 
 
     assert began == ["holder", "first", "second"]
     assert not caplog.records  # its future was skipped, not set (InvalidStateError)
+
+
+async def test_one_no_longer_wanted_when_its_turn_comes_takes_no_room() -> None:
+    pacer = TurnPacer(per_turn=1)
+    wanted = {"holder": True, "unwanted": True, "next": True}
+    outcome: list[tuple[str, bool, int]] = []  # (name, went, turn)
+
+    with counting_turns() as counter:
+
+        async def one(name: str) -> None:
+            went = await pacer.turn(lambda: wanted[name])
+            outcome.append((name, went, counter.turn))
+
+        tasks = [asyncio.create_task(one(name)) for name in wanted]
+        await asyncio.sleep(0)  # the holder has this turn's room, the others wait
+        wanted["unwanted"] = False  # asked again when its turn comes
+        await asyncio.gather(*tasks)
+
+    assert [(name, went) for name, went, _ in outcome] == [
+        ("holder", True),
+        ("unwanted", False),
+        ("next", True),
+    ]
+    _, _, unwanted_turn = outcome[1]
+    _, _, next_turn = outcome[2]
+    assert next_turn == unwanted_turn  # the unwanted one left the turn's room to it
+
+
+async def test_one_not_wanted_at_once_never_waits() -> None:
+    pacer = TurnPacer(per_turn=1)
+    assert await pacer.turn()  # this turn's room is taken
+    with counting_turns() as counter:
+        before = counter.turn
+        assert not await pacer.turn(lambda: False)
+        assert counter.turn == before

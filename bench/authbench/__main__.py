@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loads.append(f"{name}: {machine.load_average()}")
             say(f"== {name} ({config.mode}): {result.what}")
             begun = time.monotonic()
+            ticks = machine.cpu_ticks()
             try:
                 scenario.measure(config, result)
             except Exception:  # noqa: BLE001 - recorded, reported, and the exit status says it
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 servers.stop_all()
                 result.seconds = time.monotonic() - begun
+                result.stolen_share = machine.stolen_share(ticks, machine.cpu_ticks())
             for figure in result.figures:
                 say(f"   {figure.label}: {report.number(result.median(figure.key))}{figure.unit}")
             results.append(result)

@@ -59,6 +59,22 @@ def load_average() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, all) CPU ticks since boot, /proc/stat's first line: "steal" is the time
+    the hypervisor ran something else while this machine's CPUs had work."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        first = Path("/proc/stat").read_text().split("\n", 1)[0]
+        # cpu user nice system idle iowait irq softirq steal (guest time is inside user)
+        fields = [int(value) for value in first.split()[1:]]
+        return fields[7], sum(fields[:8])
+    return 0, 0
+
+
+def stolen_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    ticks = after[1] - before[1]
+    return (after[0] - before[0]) / ticks if ticks > 0 else float("nan")
+
+
 def versions(names: tuple[str, ...]) -> dict[str, str]:
     found = {}
     for name in names:

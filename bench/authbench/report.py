@@ -41,7 +41,20 @@ def summary_rows(result: ScenarioResult) -> list[str]:
     return rows
 
 
-def machine_lines(facts: dict[str, Any], config: BenchConfig, loads: Sequence[str]) -> list[str]:
+# Above this share of the CPU time stolen by the hypervisor, latencies are not the code's.
+NOISY_STEAL = 0.05
+
+
+def percent(share: float) -> str:
+    return "—" if math.isnan(share) else f"{share * 100:.1f} %"
+
+
+def machine_lines(
+    facts: dict[str, Any],
+    config: BenchConfig,
+    loads: Sequence[str],
+    results: Sequence[ScenarioResult],
+) -> list[str]:
     pg = facts["postgres"]
     packages = ", ".join(f"{name} {version}" for name, version in facts["packages"].items())
     peer = ", ".join(f"{name} {version}" for name, version in facts["peer_packages"].items())
@@ -67,6 +80,9 @@ def machine_lines(facts: dict[str, Any], config: BenchConfig, loads: Sequence[st
         f"synchronous_commit {pg['synchronous_commit']}, max_connections {pg['max_connections']}",
         f"- Code measured: {code}",
         f"- Load average (1, 5, 15 min) before each scenario: {'; '.join(loads)}",
+        "- CPU time stolen by the hypervisor (`steal` in /proc/stat, a share of all the "
+        "machine's CPU time) during each scenario: "
+        + "; ".join(f"{result.name} {percent(result.stolen_share)}" for result in results),
     ]
 
 
@@ -95,6 +111,15 @@ def render(
             "figures are noisy; the targets are ratios taken within each run.",
             "",
         ]
+    stolen = [result for result in results if result.stolen_share > NOISY_STEAL]
+    if stolen:
+        lines += [
+            "**The hypervisor took CPU time from this machine** during "
+            + ", ".join(f"{result.name} ({percent(result.stolen_share)})" for result in stolen)
+            + " (see Machine): its CPUs stood still at moments the run could not see, so "
+            "latencies, the p99s most, are noisier there than the code makes them.",
+            "",
+        ]
     lines += [
         "## Summary",
         "",
@@ -103,7 +128,7 @@ def render(
     ]
     for result in results:
         lines += summary_rows(result)
-    lines += ["", "## Machine", "", *machine_lines(facts, config, loads), ""]
+    lines += ["", "## Machine", "", *machine_lines(facts, config, loads, results), ""]
     lines += ["## Scenarios", ""]
     for result in results:
         lines += [

@@ -63,6 +63,7 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    stolen_share: float = float("nan")  # of the machine's CPU time, by the hypervisor
 
     def median(self, key: str) -> float:
         values = [run[key] for run in self.runs if key in run and run[key] == run[key]]

@@ -28,6 +28,7 @@ from authapi.dependencies import refuse_secrets_in_query
 from authapi.docs import install_docs
 from authapi.error_handlers import install_error_handlers
 from authapi.expiring import ExpiringCache
+from authapi.fd_table import presize as presize_fd_table
 from authapi.gc_tuning import tune_for_serving
 from authapi.hashing_admission import HashingAdmission
 from authapi.issuer.hosts import ForeignHostWarning
@@ -254,4 +255,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 def create_app_from_environment() -> FastAPI:
     """The factory `authapi serve` hands to uvicorn (each worker calls it)."""
     tune_for_serving()  # a serving process's garbage collection (gc_tuning.py)
+    presize_fd_table()  # no stall at a burst of connections (fd_table.py)
     return create_app(Settings())

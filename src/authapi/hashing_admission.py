@@ -1,11 +1,18 @@
-"""Refuse requests that would hash a password while the hasher is full, before FastAPI
-parses them.
+"""Requests that would hash a password (a login, a registration): let in one per turn
+of the event loop, and refused before FastAPI parses them while the hasher is full.
 
 `PasswordHasher.slot()` refuses them too, but only after FastAPI has parsed the form,
 run the dependency graph and counted the rate limits: during a flood of logins that
 work, repeated for each refused one, kept the event loop from every other request
 (`/whoami`'s p99 rose to 0.6 s). Here a refusal costs a look at the form's
 `grant_type`, and every request this does not concern costs one look at its path.
+
+The logins let in cost the loop ~2 ms each before their hash (routing, the form, the
+dependencies, the account's lookup). A flood's first logins find the hasher empty: let
+in as they came, four new connections' worth a turn (connection_pacing.py), they made
+turns of 8-13 ms while the hasher filled, and every other request waited for them.
+One a turn, a turn carries one such login at most, and the others wait in line, in the
+order they came, or are refused once their turn finds the hasher full.
 
 Only a full hasher is refused here; `slot()` stays the bound for whatever gets past (a
 request let through may still find the hasher full by the time it hashes).
@@ -45,6 +52,8 @@ class _RouteTemplate:
 _ROUTES = {path: _RouteTemplate(path) for path in HASHING_PATHS}
 # ~2.5 ms of the loop's time per turn at most: well under a request's usual latency.
 REFUSALS_PER_TURN = 8
+# ~2 ms each of the loop's time before they hash: one a turn.
+ADMISSIONS_PER_TURN = 1
 # The same answer as slot()'s refusal, rendered once: a flood is refused hundreds of
 # times within a few turns of the event loop.
 _BUSY = RenderedError(HashingBusy())
@@ -107,20 +116,21 @@ def _is_password_grant(body: bytes) -> bool:
 
 
 class HashingAdmission:
-    """503 + `Retry-After: 1`, the body `slot()` answers, for a `POST /users` or a
-    password grant on `POST /token` while every hashing place is taken."""
+    """For a `POST /users` or a password grant on `POST /token`: in one per turn while
+    the hasher has room; else 503 + `Retry-After: 1`, the body `slot()` answers."""
 
     def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body = max_body
-        self.pacer = TurnPacer(REFUSALS_PER_TURN)
+        self.admissions = TurnPacer(ADMISSIONS_PER_TURN)
+        self.refusals = TurnPacer(REFUSALS_PER_TURN)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in HASHING_PATHS:
             await self.app(scope, receive, send)
             return
         hasher = _hasher(scope)
-        if scope["method"] != "POST" or hasher is None or not hasher.full:
+        if scope["method"] != "POST" or hasher is None:
             await self.app(scope, receive, send)
             return
         if scope["path"] == TOKEN_PATH:
@@ -129,12 +139,15 @@ class HashingAdmission:
                 return
             messages, body = await _read_body(receive, self.max_body)
             receive = _replaying(messages, receive)
-            # Re-checked: the hasher may have made room while the body arrived.
-            if body is None or not _is_password_grant(body) or not hasher.full:
+            if body is None or not _is_password_grant(body):
                 await self.app(scope, receive, send)
                 return
+        # Asked again when its turn comes: the ones let in before may have filled it.
+        if await self.admissions.turn(lambda: not hasher.full):
+            await self.app(scope, receive, send)
+            return
         # What the router would have set: the metrics and the access log then name the
         # route, `/token` or `/users`, not `unmatched`.
         scope["route"] = _ROUTES[scope["path"]]
-        await self.pacer.turn()  # a flood's refusals, a few at a time (turn_pacing.py)
+        await self.refusals.turn()  # a flood's refusals, a few at a time (turn_pacing.py)
         await _BUSY(scope, receive, send)

@@ -7,9 +7,9 @@ parsed them all in one turn of the loop, and each refused login then ran to its 
 one go (its answer, its access-log line, its metrics), about 0.3 ms apiece: a `/whoami`
 that arrived with them waited for all of them (450 refusals held it for 0.15 s). Paced,
 it waits for one turn's share at most; the burst still costs what it costs, spread over
-more turns, each of its requests a few milliseconds later. Two pacers use this: the
-reading of new connections (connection_pacing.py) and the refusals of a full hasher
-(hashing_admission.py).
+more turns, each of its requests a few milliseconds later. Three pacers use this: the
+reading of new connections (connection_pacing.py), and the logins let in to hash and
+the refusals of a full hasher (hashing_admission.py).
 """
 
 from __future__ import annotations
@@ -41,19 +41,25 @@ class TurnPacer:
         self._schedule_next_turn()
         return False
 
-    async def turn(self) -> None:
+    async def turn(self, wanted: Callable[[], bool] = lambda: True) -> bool:
         """Return at once while this turn has room and nobody waits; else in a later
-        turn, first come first served."""
-        waiting = asyncio.get_running_loop().create_future()
+        turn, first come first served. `wanted()` is asked when the turn comes: False
+        takes no room (the next in line goes in this turn) and is returned."""
+        if not wanted():
+            return False
+        decided = asyncio.get_running_loop().create_future()
 
         def proceed() -> bool:
-            if waiting.done():  # cancelled: the server is stopping
+            if decided.done():  # cancelled: the server is stopping
                 return False
-            waiting.set_result(None)
-            return True
+            go = wanted()
+            decided.set_result(go)
+            return go
 
-        if not self.admit(proceed):
-            await waiting
+        if self.admit(proceed):
+            return True
+        went: bool = await decided
+        return went
 
     def _schedule_next_turn(self) -> None:
         # A callback scheduled now runs in the loop's next turn, after its I/O.
