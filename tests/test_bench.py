@@ -21,6 +21,8 @@ from authbench.config import ADMIN_DSN, BENCH_DIR, make_config
 from authbench.factors import STEP_SECONDS, TotpUser
 from authbench.httpload import Connection, LoadResult, Step, paced_loop
 from authbench.logins import TotpPool
+from authbench.machine import cpu_ticks, facts, stolen_share
+from authbench.report import render
 from authbench.results import ScenarioResult
 from authbench.scenarios import SCENARIOS, audit_scale, mfa, pooler, refresh
 
@@ -347,3 +349,40 @@ class TestRefreshRaces:
             races=3, both_succeeded=3, two_live=0, statuses={"200+200": 3}
         )
         assert summary.figures("authapi") == {"authapi_both_ok": 3.0, "authapi_two_live": 0.0}
+
+
+class TestStolenCpu:
+    """RESULTS.md says how much CPU time the hypervisor took during each scenario, and
+    says it at the top past NOISY_STEAL: a run on a stalled machine must not read as the
+    code's figures."""
+
+    def test_the_share_is_of_all_the_ticks_between_two_readings(self) -> None:
+        assert stolen_share((10, 1000), (30, 1400)) == pytest.approx(0.05)
+        assert math.isnan(stolen_share((3, 500), (3, 500)))
+
+    def test_reads_this_machines_counters(self) -> None:
+        stolen, total = cpu_ticks()
+        assert 0 <= stolen <= total
+        assert total > 0
+
+    def test_the_report_names_the_scenarios_it_stalled(self, tmp_path: Path) -> None:
+        config = make_config(quick=True, output_dir=tmp_path)
+        machine = facts()
+
+        def scenario(name: str, stolen: float) -> ScenarioResult:
+            return ScenarioResult(name, name, "what", figures=[], stolen_share=stolen)
+
+        def rendered(*results: ScenarioResult) -> str:
+            loads = [f"{result.name}: 0.10 0.10 0.10" for result in results]
+            return render(config, machine, results, loads, "scripts/bench", 60.0)
+
+        noisy = rendered(scenario("login_flood", 0.2), scenario("refresh", 0.01))
+        head = noisy.split("## Summary")[0]
+        assert "**The hypervisor took CPU time from this machine** during login_flood (20.0 %)" in (
+            head
+        )
+        assert "refresh" not in head
+        assert "during each scenario: login_flood 20.0 %; refresh 1.0 %" in noisy
+
+        quiet = rendered(scenario("refresh", 0.01))
+        assert "hypervisor took" not in quiet
