@@ -84,6 +84,7 @@ class OneTripRotation:
         statement did not advance it (the general way then decides why)."""
         try:
             async with self._engine.connect() as connection:
+                driver: asyncpg.Connection | None = None
                 try:
                     raw = await connection.get_raw_connection()
                     driver = cast(asyncpg.Connection, raw.driver_connection)
@@ -99,6 +100,10 @@ class OneTripRotation:
                     )
                 except Exception:
                     # The connection's state is unknown: it goes, rather than back to the pool.
+                    # Closed here first: when its server process is gone, SQLAlchemy's graceful
+                    # close can fail and leave the socket open (a ResourceWarning, 1 run in 12).
+                    if driver is not None:
+                        driver.terminate()
                     await connection.invalidate()
                     raise
         except Exception as exc:  # noqa: BLE001 - whatever it was, the general way answers
